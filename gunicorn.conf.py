@@ -1,0 +1,50 @@
+"""gunicorn settings for push: `gunicorn -c gunicorn.conf.py wsgi:app`.
+
+Command-line flags win over this file (`-b 0.0.0.0:9000`, `-w 4`). The
+service's own settings come from the environment; see the README's table.
+"""
+
+import multiprocessing
+import os
+
+
+def _int_from_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise SystemExit(f"{name} must be at least 1, got {raw!r}")
+    return value
+
+
+# --- Server socket --------------------------------------------------------------
+# Loopback by default: put nginx (or another proxy) in front for the world.
+bind = os.environ.get("PUSH_BIND", "127.0.0.1:8000")
+# Pending connections the kernel queues while workers accept; reconnect storms are bursts.
+backlog = 2048
+
+# --- Workers --------------------------------------------------------------------
+# One gevent worker per core: each holds thousands of connections on one core.
+workers = _int_from_env("PUSH_WORKERS", multiprocessing.cpu_count())
+# The gevent worker, so that a connection costs a greenlet, not a thread. It patches
+# the standard library before the app is imported.
+worker_class = "gevent"
+# Connections per worker (1-100,000). Also raise `ulimit -n` and Redis `maxclients`.
+worker_connections = _int_from_env("PUSH_WORKER_CONNECTIONS", 10_000)
+# Never preload: the app must be imported after gevent has patched each worker.
+preload_app = False
+# Seconds of silence from a worker before the master restarts it. Streams do not count
+# against it: the gevent worker reports alive from its own loop.
+timeout = 30
+# Seconds a worker gets to finish after SIGTERM before it is killed.
+graceful_timeout = 10
+# Seconds an idle keep-alive connection stays open between requests.
+keepalive = 5
+
+# --- Control ----------------------------------------------------------------------
+# No control socket: it would be created in the working directory (the checkout).
+control_socket_disable = True

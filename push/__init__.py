@@ -1,0 +1,66 @@
+"""push: per-user messages from Redis lists to browser tabs over SSE and WebSocket."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from push import demo, errors, stream, ws
+from push.config import DeliverySettings, check_consistency, load_config
+from push.hub import Hub
+from push.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from the environment (and `test_config` on top, for tests).
+
+    Nothing connects or starts here: `gunicorn --check-config` imports the app
+    without gevent's patching, and workers fork after loading it. Redis is first
+    reached, and the hub first started, by the first stream request."""
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.from_mapping(load_config())
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+        check_consistency(app.config)
+    app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": app.config["PUSH_WS_PING_S"]}
+
+    settings = DeliverySettings.from_config(app.config)
+    store = Store(
+        app.config["REDIS_URL"],
+        pool_size=app.config["PUSH_REDIS_POOL_SIZE"],
+        block_s=app.config["PUSH_BLOCK_S"],
+    )
+    app.extensions["push.settings"] = settings
+    app.extensions["push.store"] = store
+    app.extensions["push.hub"] = Hub(store, settings)
+
+    errors.init_app(app)
+    app.register_blueprint(stream.bp)
+    app.register_blueprint(ws.bp)
+    ws.sock.init_app(app)
+    app.register_blueprint(demo.bp)
+    init_logging()
+    return app
+
+
+def init_logging() -> None:
+    """The service's own lines (connections, dead letters, Redis errors) go to stderr."""
+    logger = logging.getLogger("push")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+        )
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False

@@ -1,0 +1,167 @@
+"""Settings: every default with its reason, read once from the environment.
+
+Configuration flows one way: environment -> `load_config` -> `create_app` ->
+`app.config`. A wrong value raises `ConfigError` naming the variable, so the
+service refuses to start instead of misbehaving later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: Where the mailboxes live. Unset in development means "start a private Redis" (app.py).
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: The producers' contract: LPUSH to this key. `{user_id}` is replaced by the user id.
+DEFAULT_MAILBOX_KEY = "user_{user_id}_messages"
+#: Proxies and load balancers commonly cut idle connections after 30-60 s; 15 s stays under.
+DEFAULT_HEARTBEAT_S = 15.0
+#: Entries kept per user for resume; about 1000 short messages cost ~100 KB in Redis.
+DEFAULT_HISTORY_MAX = 1000
+#: A week: a user who comes back after a weekend can still resume.
+DEFAULT_HISTORY_TTL_S = 7 * 24 * 3600
+#: Larger payloads are a producer bug; they go to the dead-letter list, not to browsers.
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
+#: Events queued for one slow connection before it is cut (it resumes by event id).
+DEFAULT_OUTBOX_MAX = 1000
+#: What EventSource waits before reconnecting (ms); a little jitter is added per answer.
+DEFAULT_RETRY_MS = 2000
+#: WebSocket ping interval; also how fast a silently dropped WebSocket is noticed.
+DEFAULT_WS_PING_S = 25.0
+#: How long a mover blocks on BLMOVE before it looks again (stopping does not wait for it).
+DEFAULT_BLOCK_S = 20.0
+#: Connections for short commands, per worker; blocked movers use their own connections.
+DEFAULT_REDIS_POOL_SIZE = 50
+#: Messages moved per Lua call: batching is what makes the mover fast.
+DEFAULT_DRAIN_BATCH = 200
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ValueError):
+    """A setting has a wrong value; the message names the variable."""
+
+
+def _boolean(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be one of 1/0/true/false/yes/no/on/off, got {raw!r}")
+
+
+def _number(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str, str], Any]:
+    def parse(name: str, raw: str) -> Any:
+        try:
+            value = kind(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _mailbox_template(name: str, raw: str) -> str:
+    if raw.count("{user_id}") != 1:
+        raise ConfigError(f"{name} must contain {{user_id}} exactly once, got {raw!r}")
+    if "{" in raw.replace("{user_id}", "") or "}" in raw.replace("{user_id}", ""):
+        raise ConfigError(f"{name} may hold no braces other than {{user_id}}, got {raw!r}")
+    return raw
+
+
+def _redis_url(name: str, raw: str) -> str:
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{name} must start with redis://, rediss:// or unix://, got {raw!r}")
+    return raw
+
+
+#: environment variable -> (app.config key, parser, default)
+SETTINGS: dict[str, tuple[str, Callable[[str, str], Any], Any]] = {
+    "REDIS_URL": ("REDIS_URL", _redis_url, DEFAULT_REDIS_URL),
+    "PUSH_DEMO": ("PUSH_DEMO", _boolean, False),
+    "PUSH_MAILBOX_KEY": ("PUSH_MAILBOX_KEY", _mailbox_template, DEFAULT_MAILBOX_KEY),
+    "PUSH_HEARTBEAT_S": ("PUSH_HEARTBEAT_S", _number(float, 0.05, 3600), DEFAULT_HEARTBEAT_S),
+    "PUSH_HISTORY_MAX": ("PUSH_HISTORY_MAX", _number(int, 10, 10_000_000), DEFAULT_HISTORY_MAX),
+    "PUSH_HISTORY_TTL_S": (
+        "PUSH_HISTORY_TTL_S",
+        _number(int, 60, 10 * 365 * 86400),
+        DEFAULT_HISTORY_TTL_S,
+    ),
+    "PUSH_MAX_MESSAGE_BYTES": (
+        "PUSH_MAX_MESSAGE_BYTES",
+        _number(int, 16, 64 * 1024 * 1024),
+        DEFAULT_MAX_MESSAGE_BYTES,
+    ),
+    "PUSH_OUTBOX_MAX": ("PUSH_OUTBOX_MAX", _number(int, 1, 1_000_000), DEFAULT_OUTBOX_MAX),
+    "PUSH_RETRY_MS": ("PUSH_RETRY_MS", _number(int, 100, 3_600_000), DEFAULT_RETRY_MS),
+    "PUSH_WS_PING_S": ("PUSH_WS_PING_S", _number(float, 0.5, 3600), DEFAULT_WS_PING_S),
+    "PUSH_BLOCK_S": ("PUSH_BLOCK_S", _number(float, 0.1, 300), DEFAULT_BLOCK_S),
+    "PUSH_REDIS_POOL_SIZE": (
+        "PUSH_REDIS_POOL_SIZE",
+        _number(int, 2, 10_000),
+        DEFAULT_REDIS_POOL_SIZE,
+    ),
+    "PUSH_DRAIN_BATCH": ("PUSH_DRAIN_BATCH", _number(int, 1, 10_000), DEFAULT_DRAIN_BATCH),
+}
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read every setting from `environ` (default: os.environ), validated."""
+    environ = os.environ if environ is None else environ
+    config: dict[str, Any] = {}
+    for variable, (key, parse, default) in SETTINGS.items():
+        raw = environ.get(variable)
+        config[key] = default if raw is None else parse(variable, raw)
+    check_consistency(config)
+    return config
+
+
+def check_consistency(config: Mapping[str, Any]) -> None:
+    """Rules that span settings; also applied to a test mapping."""
+    for variable in ("PUSH_MAILBOX_KEY", "REDIS_URL"):
+        parse = SETTINGS[variable][1]
+        parse(variable, config[variable])
+    if config["PUSH_HISTORY_MAX"] < 2 * config["PUSH_DRAIN_BATCH"]:
+        raise ConfigError(
+            "PUSH_HISTORY_MAX must be at least twice PUSH_DRAIN_BATCH "
+            f"({config['PUSH_HISTORY_MAX']} < 2 x {config['PUSH_DRAIN_BATCH']})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    """The settings the delivery path reads on every message, taken once from app.config."""
+
+    mailbox_template: str
+    heartbeat_s: float
+    history_max: int
+    history_ttl_s: int
+    max_message_bytes: int
+    outbox_max: int
+    drain_batch: int
+    retry_ms: int
+
+    @property
+    def window(self) -> int:
+        """Undelivered entries the history may hold: half its cap, so trimming drops only
+        what was delivered."""
+        return self.history_max // 2
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> DeliverySettings:
+        return cls(
+            mailbox_template=config["PUSH_MAILBOX_KEY"],
+            heartbeat_s=config["PUSH_HEARTBEAT_S"],
+            history_max=config["PUSH_HISTORY_MAX"],
+            history_ttl_s=config["PUSH_HISTORY_TTL_S"],
+            max_message_bytes=config["PUSH_MAX_MESSAGE_BYTES"],
+            outbox_max=config["PUSH_OUTBOX_MAX"],
+            drain_batch=config["PUSH_DRAIN_BATCH"],
+            retry_ms=config["PUSH_RETRY_MS"],
+        )

@@ -1,0 +1,106 @@
+"""One open tab: where it is in the user's history, and a bounded outbox.
+
+The user's channel offers history entries to each connection; the connection
+keeps those after its own cursor. The transport's writer takes everything
+queued in one go and writes it in one socket write. A connection whose outbox
+overflows is closed: its client resumes from the last id it received, so a
+slow reader costs bounded memory and loses nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from gevent.event import Event
+
+from push.keys import parse_event_id
+from push.store import Entry
+
+OUTBOX_FULL = "outbox full"
+CLIENT_LEFT = "client left"
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """The client's cursor was older than the history kept; it continues after `id`."""
+
+    id: str
+
+
+class Connection:
+    """A live SSE or WebSocket client of one user."""
+
+    def __init__(self, user_id: str, transport: str, cursor: str, outbox_max: int) -> None:
+        self.user_id = user_id
+        self.transport = transport
+        self.cursor_key = parse_event_id(cursor)
+        self.outbox_max = outbox_max
+        self.opened_at = time.monotonic()
+        self.sent = 0
+        self.closed_reason: str | None = None
+        self._outbox: deque[Entry | Reset] = deque()
+        self._ready = Event()
+
+    @property
+    def closed(self) -> bool:
+        return self.closed_reason is not None
+
+    def offer(self, entries: list[Entry], trimmed: str | None = None) -> None:
+        """Queue the entries after this connection's cursor (a reset first if it fell behind)."""
+        if self.closed:
+            return
+        if trimmed is not None:
+            trimmed_key = parse_event_id(trimmed)
+            if self.cursor_key < trimmed_key:
+                self._outbox.append(Reset(trimmed))
+                self.cursor_key = trimmed_key
+        if entries and entries[0].key <= self.cursor_key:
+            entries = [entry for entry in entries if entry.key > self.cursor_key]
+        if not entries:
+            if self._outbox:
+                self._ready.set()
+            return
+        if len(self._outbox) + len(entries) > self.outbox_max:
+            self.close(OUTBOX_FULL)
+            return
+        self._outbox.extend(entries)
+        self.cursor_key = entries[-1].key
+        self._ready.set()
+
+    def next_batch(self, timeout: float) -> list[Entry | Reset]:
+        """Everything queued, waiting up to `timeout` for something; [] on timeout or close."""
+        if not self._outbox and not self.closed:
+            self._ready.wait(timeout)
+        self._ready.clear()
+        if self.closed:
+            return []
+        batch = list(self._outbox)
+        self._outbox.clear()
+        return batch
+
+    def close(self, reason: str) -> None:
+        """Ask the writer to stop; the first reason given is kept."""
+        if self.closed_reason is None:
+            self.closed_reason = reason
+        self._ready.set()
+
+    def batches(
+        self, heartbeat_s: float, written: Callable[[Entry], None]
+    ) -> Iterator[list[Entry | Reset]]:
+        """What the writer writes, batch by batch, until the connection closes.
+
+        An empty batch means a heartbeat is due. When the writer asks for the next
+        batch, the previous one is on the socket: its newest entry is reported to
+        `written`, which advances the user's delivered mark."""
+        while True:
+            batch = self.next_batch(heartbeat_s)
+            if self.closed:
+                return
+            yield batch
+            entries = [item for item in batch if isinstance(item, Entry)]
+            if entries:
+                self.sent += len(entries)
+                written(entries[-1])

@@ -1,0 +1,45 @@
+"""The demo page and its send box; both exist only in demo mode (PUSH_DEMO=1)."""
+
+from __future__ import annotations
+
+import redis
+from flask import Blueprint, abort, current_app, render_template, request
+
+from push.errors import Refusal
+from push.identity import checked_user_id
+from push.keys import user_keys
+from push.store import Store
+
+bp = Blueprint("demo", __name__)
+
+
+@bp.before_request
+def demo_only() -> None:
+    if not current_app.config["PUSH_DEMO"]:
+        abort(404)
+
+
+@bp.get("/")
+def index() -> str:
+    return render_template("index.html")
+
+
+@bp.post("/demo/send")
+def send() -> tuple[dict[str, object], int]:
+    """LPUSH a message to any user's mailbox, exactly as a producer would."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise Refusal(400, "invalid_json", 'send {"user_id": "42", "data": "hello"}')
+    user_id = checked_user_id(body.get("user_id"))
+    data = body.get("data")
+    if not isinstance(data, str):
+        raise Refusal(422, "invalid_data", "data must be a string")
+    if len(data.encode()) > current_app.config["PUSH_MAX_MESSAGE_BYTES"]:
+        raise Refusal(413, "too_large", "data is larger than PUSH_MAX_MESSAGE_BYTES")
+    store: Store = current_app.extensions["push.store"]
+    try:
+        waiting = store.push(user_keys(user_id, current_app.config["PUSH_MAILBOX_KEY"]), data)
+    except (redis.ConnectionError, redis.TimeoutError):
+        raise Refusal(503, "redis_unavailable", "redis did not answer; try again") from None
+    return {"queued": 1, "waiting": waiting}, 202
+

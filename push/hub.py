@@ -1,0 +1,192 @@
+"""Per-worker registry of live connections, and the one wake subscriber.
+
+Theory of operation: for each user with a connection in this worker there is a
+`UserChannel` with two greenlets: the mover (mailbox -> history, see
+mailbox.py) and the pump. The pump reads the history once for all of the
+user's local connections, from the oldest cursor among them, and offers the
+entries to each; every connection keeps what is after its own cursor. The
+pump runs when woken: by the local mover, by a wake published by any worker's
+mover (one pub/sub subscriber per worker, subscribed to the wake channels of
+local users), or every heartbeat, so a missed wake heals by itself.
+
+Writers (the SSE and WebSocket views) report what they have written; the
+channel advances the user's delivered mark in Redis and lets the mover move
+more when the window had filled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+
+import gevent
+import redis
+from gevent.event import Event
+from gevent.lock import Semaphore
+
+from push.config import DeliverySettings
+from push.connection import Connection
+from push.keys import UserKeys, user_keys
+from push.mailbox import RETRY_CAP_S, RETRY_FIRST_S, Mover
+from push.store import Entry, Store
+
+log = logging.getLogger(__name__)
+
+#: The channel every worker's subscriber listens on from its start, so that its
+#: connection exists before the first user's wake channel is added to it.
+HUB_CHANNEL = "push:hub"
+
+
+class UserChannel:
+    """The local connections of one user, with that user's mover and pump."""
+
+    def __init__(self, keys: UserKeys, store: Store, settings: DeliverySettings) -> None:
+        self.keys = keys
+        self.store = store
+        self.settings = settings
+        self.connections: set[Connection] = set()
+        self._wake = Event()
+        self._mark_key: tuple[int, int] = (0, 0)
+        self._mover = Mover(store, keys, settings, on_moved=self.wake)
+        self._greenlets = [gevent.spawn(self._pump), gevent.spawn(self._mover.run)]
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def written(self, entry: Entry) -> None:
+        """A writer put `entry` on a socket: advance the delivered mark if it is newer."""
+        if entry.key <= self._mark_key:
+            return
+        self._mark_key = entry.key
+        try:
+            self.store.mark_delivered(self.keys, entry, self.settings.history_ttl_s)
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            log.warning("redis error marking delivered mailbox=%s error=%s", self.keys.mailbox, error)
+            return
+        self._mover.room_freed.set()
+
+    def stop(self) -> None:
+        gevent.killall(self._greenlets, block=True)
+
+    def _pump(self) -> None:
+        delay = RETRY_FIRST_S
+        while True:
+            self._wake.wait(self.settings.heartbeat_s)
+            self._wake.clear()
+            try:
+                self._dispatch()
+                delay = RETRY_FIRST_S
+            except Exception as error:
+                if isinstance(error, redis.ConnectionError | redis.TimeoutError):
+                    log.warning(
+                        "redis error reading history mailbox=%s error=%s", self.keys.mailbox, error
+                    )
+                else:
+                    log.exception("pump failed mailbox=%s", self.keys.mailbox)
+                gevent.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, RETRY_CAP_S)
+                self._wake.set()
+
+    def _dispatch(self) -> None:
+        batch = self.settings.drain_batch
+        while self.connections:
+            cursor = min(connection.cursor_key for connection in self.connections)
+            entries, trimmed = self.store.read_after(self.keys, f"{cursor[0]}-{cursor[1]}", batch)
+            for connection in list(self.connections):
+                connection.offer(entries, trimmed)
+            if len(entries) < batch:
+                return
+
+
+class Hub:
+    """This worker's users and their connections; started lazily in the serving process."""
+
+    def __init__(self, store: Store, settings: DeliverySettings) -> None:
+        self.store = store
+        self.settings = settings
+        self.users: dict[str, UserChannel] = {}
+        self._by_wake: dict[bytes, UserChannel] = {}
+        self._pubsub: redis.client.PubSub | None = None
+        self._subscription_lock = Semaphore()
+        self._pid: int | None = None
+
+    def attach(self, connection: Connection) -> UserChannel:
+        """Register a connection; starts the user's channel if it is the first here."""
+        self._ensure_started()
+        channel = self.users.get(connection.user_id)
+        if channel is None:
+            keys = user_keys(connection.user_id, self.settings.mailbox_template)
+            channel = UserChannel(keys, self.store, self.settings)
+            self.users[connection.user_id] = channel
+            self._by_wake[keys.wake.encode()] = channel
+            self._set_subscription(connection.user_id, keys.wake)
+        channel.connections.add(connection)
+        channel.wake()
+        return channel
+
+    def detach(self, connection: Connection) -> None:
+        """Forget a connection; the last one of a user stops that user's channel."""
+        channel = self.users.get(connection.user_id)
+        if channel is None or connection not in channel.connections:
+            return
+        channel.connections.discard(connection)
+        if channel.connections:
+            return
+        del self.users[connection.user_id]
+        del self._by_wake[channel.keys.wake.encode()]
+        channel.stop()
+        self._set_subscription(connection.user_id, channel.keys.wake)
+
+    def _set_subscription(self, user_id: str, wake: str) -> None:
+        """Subscribe or unsubscribe `wake` to match whether the user has a channel now.
+
+        Deciding under the lock, from the registry as it is at that moment, keeps a
+        quick leave-and-return of a user from ending unsubscribed."""
+        with self._subscription_lock:
+            assert self._pubsub is not None
+            try:
+                if user_id in self.users:
+                    self._pubsub.subscribe(wake)
+                else:
+                    self._pubsub.unsubscribe(wake)
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                # The listener reconnects and re-subscribes what redis-py recorded.
+                log.warning("redis error on subscription channel=%s error=%s", wake, error)
+
+    def _ensure_started(self) -> None:
+        if self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
+        self._pubsub = self.store.pubsub()
+        gevent.spawn(self._listen)
+
+    def _subscribe_all(self) -> None:
+        """(Re)subscribe the hub channel and every local user's wake channel."""
+        assert self._pubsub is not None
+        with self._subscription_lock:
+            wakes = [channel.keys.wake for channel in self.users.values()]
+            self._pubsub.subscribe(HUB_CHANNEL, *wakes)
+
+    def _listen(self) -> None:
+        assert self._pubsub is not None
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                if not self._pubsub.subscribed:
+                    self._subscribe_all()
+                message = self._pubsub.get_message(timeout=self.settings.heartbeat_s)
+                delay = RETRY_FIRST_S
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                log.warning("redis error in wake subscriber error=%s", error)
+                gevent.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, RETRY_CAP_S)
+                # Wakes published while the subscriber was away are lost: look anyway.
+                for channel in list(self.users.values()):
+                    channel.wake()
+                continue
+            if message is None or message["type"] != "message":
+                continue
+            channel = self._by_wake.get(message["channel"])
+            if channel is not None:
+                channel.wake()

@@ -1,0 +1,77 @@
+"""Names: user ids, the Redis keys of a user, and event ids.
+
+Every key of a user carries the mailbox name as a hash tag
+(`{user_42_messages}:history`), so on Redis Cluster all of them sit in the
+mailbox's own slot and one Lua script can touch them together. The mailbox
+itself is the producers' contract and has no braces.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+USER_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+EVENT_ID_PATTERN = re.compile(r"(\d{1,20})-(\d{1,20})")
+
+
+class InvalidUserId(ValueError):
+    """A user id outside 1-64 characters of [A-Za-z0-9_.:-]."""
+
+
+class InvalidEventId(ValueError):
+    """A cursor that is not an event id this service hands out (`<ms>-<seq>`)."""
+
+
+#: Ids that are path segments with a meaning of their own in URLs (/api/users/<id>/...).
+_DOT_SEGMENTS = {".", ".."}
+
+
+def validate_user_id(user_id: object) -> str:
+    """Return `user_id` if it may be spliced into a key name, else raise InvalidUserId."""
+    if (
+        not isinstance(user_id, str)
+        or not USER_ID_PATTERN.fullmatch(user_id)
+        or user_id in _DOT_SEGMENTS
+    ):
+        raise InvalidUserId('a user id is 1-64 characters of A-Z a-z 0-9 _ . : - (not "." or "..")')
+    return user_id
+
+
+def parse_event_id(event_id: str) -> tuple[int, int]:
+    """`"1732630000000-3"` -> `(1732630000000, 3)`, comparable in delivery order."""
+    match = EVENT_ID_PATTERN.fullmatch(event_id)
+    if match is None:
+        raise InvalidEventId("an event id looks like 1732630000000-0")
+    return int(match.group(1)), int(match.group(2))
+
+
+@dataclass(frozen=True, slots=True)
+class UserKeys:
+    """The Redis keys and the wake channel of one user."""
+
+    mailbox: str
+    pending: str
+    history: str
+    state: str
+    dead: str
+    wake: str
+
+    @property
+    def drain_keys(self) -> list[str]:
+        """The keys the drain script touches, in the order it expects them."""
+        return [self.mailbox, self.pending, self.history, self.state, self.dead]
+
+
+def user_keys(user_id: str, mailbox_template: str) -> UserKeys:
+    """The keys of `user_id` for a mailbox template such as `user_{user_id}_messages`."""
+    mailbox = mailbox_template.replace("{user_id}", validate_user_id(user_id))
+    tag = "{" + mailbox + "}"
+    return UserKeys(
+        mailbox=mailbox,
+        pending=f"{tag}:pending",
+        history=f"{tag}:history",
+        state=f"{tag}:state",
+        dead=f"{tag}:dead",
+        wake=f"{tag}:wake",
+    )

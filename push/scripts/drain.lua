@@ -1,0 +1,101 @@
+-- Move one user's messages into the history stream, atomically.
+--
+-- KEYS: mailbox, pending, history, state, dead
+-- ARGV: window, batch, history max length, ttl seconds, max message bytes, wake channel
+--
+-- Takes from `pending` first (what BLMOVE, or a worker that died, left there), then
+-- from the mailbox's right end (oldest first). Flow control: the history never
+-- holds more than `window` entries past the user's delivered mark, so trimming the
+-- history to its cap only drops entries that were delivered. A message over the
+-- size limit or not valid UTF-8 goes to the dead-letter list instead.
+--
+-- Returns {moved, dead, room left, more waiting (0/1), newest id, why each dead one died}.
+local mailbox, pending, history, state, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local window = tonumber(ARGV[1])
+local batch = tonumber(ARGV[2])
+local maxlen = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[4])
+local max_bytes = tonumber(ARGV[5])
+local wake = ARGV[6]
+
+local function valid_utf8(s)
+  if not string.find(s, '[\128-\255]') then return true end
+  local i, n = 1, #s
+  while i <= n do
+    local c = string.byte(s, i)
+    if c < 0x80 then
+      i = i + 1
+    elseif c >= 0xC2 and c <= 0xDF then
+      local c2 = string.byte(s, i + 1)
+      if not c2 or c2 < 0x80 or c2 > 0xBF then return false end
+      i = i + 2
+    elseif c >= 0xE0 and c <= 0xEF then
+      local c2, c3 = string.byte(s, i + 1, i + 2)
+      if not c3 or c3 < 0x80 or c3 > 0xBF then return false end
+      local low, high = 0x80, 0xBF
+      if c == 0xE0 then low = 0xA0 elseif c == 0xED then high = 0x9F end
+      if c2 < low or c2 > high then return false end
+      i = i + 3
+    elseif c >= 0xF0 and c <= 0xF4 then
+      local c2, c3, c4 = string.byte(s, i + 1, i + 3)
+      if not c4 or c3 < 0x80 or c3 > 0xBF or c4 < 0x80 or c4 > 0xBF then return false end
+      local low, high = 0x80, 0xBF
+      if c == 0xF0 then low = 0x90 elseif c == 0xF4 then high = 0x8F end
+      if c2 < low or c2 > high then return false end
+      i = i + 4
+    else
+      return false
+    end
+  end
+  return true
+end
+
+local counters = redis.call('HMGET', state, 'seq', 'delivered_n')
+local seq = tonumber(counters[1]) or 0
+local delivered = tonumber(counters[2]) or 0
+local room = window - (seq - delivered)
+if room < 0 then room = 0 end
+
+local moved, dead_count, last_id = 0, 0, false
+local reasons = {}
+local budget = batch
+while room > 0 and budget > 0 do
+  local message = redis.call('RPOP', pending)
+  if not message then message = redis.call('RPOP', mailbox) end
+  if not message then break end
+  budget = budget - 1
+  local why = false
+  if #message > max_bytes then
+    why = 'too large'
+  elseif not valid_utf8(message) then
+    why = 'not UTF-8'
+  end
+  if why then
+    redis.call('LPUSH', dead, message)
+    redis.call('LTRIM', dead, 0, 999)
+    dead_count = dead_count + 1
+    reasons[#reasons + 1] = why
+  else
+    seq = seq + 1
+    last_id = redis.call('XADD', history, '*', 'd', message, 'n', seq)
+    moved = moved + 1
+    room = room - 1
+  end
+end
+
+if moved > 0 then
+  redis.call('HSET', state, 'seq', seq)
+  local length = redis.call('XLEN', history)
+  if length > maxlen then
+    local dropped = redis.call('XRANGE', history, '-', '+', 'COUNT', length - maxlen)
+    redis.call('HSET', state, 'trimmed', dropped[#dropped][1])
+    redis.call('XTRIM', history, 'MAXLEN', maxlen)
+  end
+  redis.call('EXPIRE', history, ttl)
+  redis.call('EXPIRE', state, ttl)
+  redis.call('PUBLISH', wake, last_id)
+end
+
+local more = 0
+if redis.call('LLEN', pending) > 0 or redis.call('LLEN', mailbox) > 0 then more = 1 end
+return {moved, dead_count, room, more, last_id, reasons}

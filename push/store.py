@@ -1,0 +1,143 @@
+"""Every Redis command the service sends, in one place.
+
+Two kinds of connection: a bounded pool for short commands (scripts, reads,
+marks), and one dedicated connection per mover for the blocking BLMOVE. The
+dedicated ones have a socket timeout longer than the block, so redis-py never
+mistakes a quiet mailbox for a dead server, and they are closed when the mover
+stops, so Redis holds about one connection per active user.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from push.keys import UserKeys, parse_event_id
+
+#: Seconds a short command may take before the connection counts as broken.
+COMMAND_TIMEOUT_S = 5.0
+#: Seconds to open a TCP connection to Redis.
+CONNECT_TIMEOUT_S = 2.0
+#: Extra seconds a blocked connection waits for the reply past the block itself.
+BLOCK_MARGIN_S = 10.0
+
+
+def _script(name: str) -> str:
+    return (Path(__file__).parent / "scripts" / name).read_text()
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One message in a user's history, ready to frame for any transport."""
+
+    id: str
+    key: tuple[int, int]
+    n: int
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    moved: int
+    dead: int
+    room: int
+    more: bool
+    last_id: str | None
+    dead_reasons: list[str]
+
+
+class Store:
+    """The service's view of Redis: scripts, history reads, marks, blocking clients."""
+
+    def __init__(self, url: str, *, pool_size: int, block_s: float) -> None:
+        self.url = url
+        self.block_s = block_s
+        self.pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=pool_size,
+            timeout=COMMAND_TIMEOUT_S,
+            socket_timeout=COMMAND_TIMEOUT_S,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_keepalive=True,
+        )
+        self.redis = redis.Redis(connection_pool=self.pool)
+        self._drain = self.redis.register_script(_script("drain.lua"))
+        self._mark = self.redis.register_script(_script("mark_delivered.lua"))
+
+    def blocking_client(self, name: str) -> redis.Redis:
+        """A client with a connection of its own, for one mover's BLMOVE; close it after."""
+        kwargs: dict[str, Any] = dict(self.pool.connection_kwargs)
+        kwargs.update(
+            socket_timeout=self.block_s + BLOCK_MARGIN_S,
+            client_name=f"push:mover:{os.getpid()}:{name}",
+        )
+        pool = redis.ConnectionPool(
+            connection_class=self.pool.connection_class, max_connections=1, **kwargs
+        )
+        return redis.Redis(connection_pool=pool, single_connection_client=True)
+
+    def pubsub(self) -> redis.client.PubSub:
+        return self.redis.pubsub(ignore_subscribe_messages=True)
+
+    def drain(
+        self, keys: UserKeys, *, window: int, batch: int, history_max: int, ttl_s: int,
+        max_message_bytes: int,
+    ) -> DrainResult:
+        """Run the drain script once (see scripts/drain.lua)."""
+        moved, dead, room, more, last_id, reasons = self._drain(
+            keys=keys.drain_keys,
+            args=[window, batch, history_max, ttl_s, max_message_bytes, keys.wake],
+        )
+        return DrainResult(
+            moved=moved,
+            dead=dead,
+            room=room,
+            more=bool(more),
+            last_id=last_id.decode() if last_id else None,
+            dead_reasons=[reason.decode() for reason in reasons],
+        )
+
+    def wait_for_mail(self, client: redis.Redis, keys: UserKeys) -> bool:
+        """Block until the mailbox has a message, moving it to pending; False on timeout."""
+        moved = client.blmove(keys.mailbox, keys.pending, self.block_s, "RIGHT", "LEFT")
+        return moved is not None
+
+    def mark_delivered(self, keys: UserKeys, entry: Entry, ttl_s: int) -> bool:
+        return bool(self._mark(keys=[keys.state], args=[entry.id, entry.n, ttl_s]))
+
+    def delivered_mark(self, keys: UserKeys) -> str | None:
+        """The newest event id written to any connection of this user, if any."""
+        value = self.redis.hget(keys.state, "delivered_id")
+        return value.decode() if value else None
+
+    def read_after(
+        self, keys: UserKeys, cursor: str, count: int
+    ) -> tuple[list[Entry], str | None]:
+        """History entries after `cursor`, and the newest id trimmed away (if any)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xrange(keys.history, f"({cursor}", "+", count=count)
+            pipe.hget(keys.state, "trimmed")
+            raw_entries, trimmed = pipe.execute()
+        entries = []
+        for raw_id, fields in raw_entries:
+            event_id = raw_id.decode()
+            entries.append(
+                Entry(
+                    id=event_id,
+                    key=parse_event_id(event_id),
+                    n=int(fields[b"n"]),
+                    data=fields[b"d"].decode(),
+                )
+            )
+        return entries, trimmed.decode() if trimmed else None
+
+    def push(self, keys: UserKeys, payload: str | bytes) -> int:
+        """The producers' contract: LPUSH to the mailbox. Returns the mailbox length."""
+        return self.redis.lpush(keys.mailbox, payload)
+
+    def close(self) -> None:
+        self.pool.disconnect()

@@ -1,0 +1,81 @@
+"""GET /stream: Server-Sent Events for EventSource and `curl -N`."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, current_app, g, request
+
+from push.admission import RedisUnavailable, admit
+from push.config import DeliverySettings
+from push.connection import CLIENT_LEFT, Connection, Reset
+from push.hangup import watch_for_hangup
+from push.hub import Hub
+from push.sse import encode_comment, encode_event, encode_retry
+from push.store import Entry
+
+bp = Blueprint("stream", __name__)
+log = logging.getLogger(__name__)
+
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+KEEPALIVE = encode_comment("keepalive")
+
+
+def jittered_retry(retry_ms: int) -> bytes:
+    """A `retry:` line spread over +50 %, so reconnects do not arrive in one second."""
+    return encode_retry(retry_ms + random.randint(0, retry_ms // 2))
+
+
+def frame(batch: list[Entry | Reset]) -> bytes:
+    return b"".join(
+        encode_event(item.id, event_id=item.id, event="reset")
+        if isinstance(item, Reset)
+        else encode_event(item.data, event_id=item.id)
+        for item in batch
+    )
+
+
+@bp.before_request
+def admit_stream() -> Response | None:
+    settings: DeliverySettings = current_app.extensions["push.settings"]
+    try:
+        g.admission = admit(request)
+    except RedisUnavailable:
+        # Never a 503: a native EventSource would give up for good. 200, retry, close.
+        body = jittered_retry(settings.retry_ms) + encode_comment(
+            "redis is unavailable; reconnect after the retry delay"
+        )
+        return Response(body, mimetype="text/event-stream", headers=HEADERS)
+    return None
+
+
+@bp.get("/stream")
+def stream() -> Response:
+    settings: DeliverySettings = current_app.extensions["push.settings"]
+    hub: Hub = current_app.extensions["push.hub"]
+    admission = g.admission
+    connection = Connection(admission.user_id, "sse", admission.cursor, settings.outbox_max)
+    channel = hub.attach(connection)
+    watcher = watch_for_hangup(request.environ, lambda: connection.close(CLIENT_LEFT))
+    log.info("connection opened user=%s transport=sse", admission.user_id)
+
+    def events() -> Iterator[bytes]:
+        yield jittered_retry(settings.retry_ms) + encode_comment("connected")
+        for batch in connection.batches(settings.heartbeat_s, channel.written):
+            yield frame(batch) if batch else KEEPALIVE
+
+    def release() -> None:
+        if watcher is not None:
+            watcher.kill(block=True)
+        connection.close(CLIENT_LEFT)
+        hub.detach(connection)
+        log.info(
+            "connection closed user=%s transport=sse messages=%d reason=%s",
+            connection.user_id, connection.sent, connection.closed_reason,
+        )
+
+    response = Response(events(), mimetype="text/event-stream", headers=HEADERS)
+    response.call_on_close(release)
+    return response

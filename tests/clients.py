@@ -1,0 +1,167 @@
+"""Real clients for the end-to-end tests: raw HTTP for SSE, websockets for /ws.
+
+The SSE reader parses the stream as the EventSource specification says
+(fields, comments, multi-line data) so that the tests see what a browser sees.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlencode, urlsplit
+
+from websockets.sync.client import ClientConnection, connect
+
+#: Seconds any single wait in a test may take before it fails.
+DEADLINE_S = 10.0
+
+
+@dataclass
+class SseEvent:
+    data: str
+    id: str | None = None
+    event: str = "message"
+
+
+@dataclass
+class SseStream:
+    """One open `GET /stream` response, read line by line."""
+
+    connection: http.client.HTTPConnection
+    response: http.client.HTTPResponse
+    comments: list[str] = field(default_factory=list)
+    retry: int | None = None
+    last_event_id: str | None = None
+
+    @property
+    def status(self) -> int:
+        return self.response.status
+
+    def header(self, name: str) -> str | None:
+        return self.response.getheader(name)
+
+    def next_event(self, timeout: float = DEADLINE_S) -> SseEvent:
+        """The next dispatched event; comments and retry lines are recorded on the way."""
+        deadline = time.monotonic() + timeout
+        data: list[str] = []
+        event_id: str | None = None
+        event_type = "message"
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no SSE event before the deadline")
+            self.connection.sock.settimeout(remaining)
+            raw = self.response.readline()
+            if not raw:
+                raise ConnectionError("the server closed the stream")
+            line = raw.decode().rstrip("\n")
+            if line.endswith("\r"):
+                line = line[:-1]
+            if line == "":
+                if data:
+                    if event_id is not None:
+                        self.last_event_id = event_id
+                    return SseEvent("\n".join(data), event_id, event_type)
+                continue
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "":
+                self.comments.append(value)
+            elif name == "data":
+                data.append(value)
+            elif name == "id":
+                event_id = value
+            elif name == "event":
+                event_type = value
+            elif name == "retry" and value.isdigit():
+                self.retry = int(value)
+
+    def events(self, count: int, timeout: float = DEADLINE_S) -> list[SseEvent]:
+        return [self.next_event(timeout) for _ in range(count)]
+
+    def wait_for_comment(self, text: str, timeout: float = DEADLINE_S) -> None:
+        """Read until a comment `text` arrives (no event may arrive meanwhile)."""
+        deadline = time.monotonic() + timeout
+        seen = len(self.comments)
+        while text not in self.comments[seen:]:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no ': {text}' comment before the deadline")
+            self.connection.sock.settimeout(remaining)
+            raw = self.response.readline()
+            if not raw:
+                raise ConnectionError("the server closed the stream")
+            line = raw.decode().rstrip("\r\n")
+            if line.startswith(":"):
+                self.comments.append(line[1:].lstrip(" "))
+            elif line.startswith("retry:"):
+                self.retry = int(line.partition(":")[2])
+            elif line:
+                raise AssertionError(f"unexpected line while waiting for a comment: {line!r}")
+
+    def read_to_end(self, timeout: float = DEADLINE_S) -> bytes:
+        self.connection.sock.settimeout(timeout)
+        return self.response.read()
+
+    def close(self) -> None:
+        """Hang up the way a closed tab does: the TCP connection goes away."""
+        sock = self.connection.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.connection.close()
+
+    def __enter__(self) -> SseStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_sse(
+    base_url: str,
+    params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = DEADLINE_S,
+) -> SseStream:
+    """`GET /stream` and read the response head; the body is left to read."""
+    parts = urlsplit(base_url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    path = "/stream" + ("?" + urlencode(params) if params else "")
+    connection.request("GET", path, headers={"Accept": "text/event-stream", **(headers or {})})
+    return SseStream(connection, connection.getresponse())
+
+
+def open_ws(
+    base_url: str, params: dict[str, str] | None = None, timeout: float = DEADLINE_S
+) -> ClientConnection:
+    url = base_url.replace("http://", "ws://", 1) + "/ws"
+    if params:
+        url += "?" + urlencode(params)
+    return connect(url, open_timeout=timeout, close_timeout=2, max_size=None, legacy=True)
+
+
+def ws_frames(ws: ClientConnection, count: int, timeout: float = DEADLINE_S) -> list[dict]:
+    """The next `count` JSON frames, all within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    frames = []
+    for _ in range(count):
+        frames.append(json.loads(ws.recv(timeout=max(0.0, deadline - time.monotonic()))))
+    return frames
+
+
+def wait_until(predicate, timeout: float = DEADLINE_S, interval: float = 0.02, what: str = ""):
+    """Poll `predicate` until it returns a truthy value, or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        time.sleep(interval)

@@ -1,0 +1,66 @@
+"""Fixtures: a real Redis on a free port and the real app under real gunicorn."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from servers import Gunicorn, service_env
+
+from push.redis_server import RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Screenshots and other files a person may want to look at after a run.
+OUTPUT = ROOT / "test-output"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private redis-server for the whole run (never the machine's own on 6379)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def r(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A client of the test Redis, emptied before each test."""
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def service(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gunicorn]:
+    """The app under gunicorn with 2 gevent workers, in demo mode, 1 s heartbeat."""
+    log_path = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+    env = service_env(redis_server.url, PUSH_DEMO="1", PUSH_HEARTBEAT_S="1")
+    server = Gunicorn(log_path, env).start()
+    yield server
+    server.stop()
+    print(f"gunicorn log: {log_path}")
+
+
+@pytest.fixture
+def base_url(service: Gunicorn, r: redis.Redis) -> str:
+    return service.base_url
+
+
+@pytest.fixture
+def user_id() -> str:
+    """A user of this test alone."""
+    return f"u{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def output_dir(request: pytest.FixtureRequest) -> Path:
+    path = OUTPUT / request.node.name
+    path.mkdir(parents=True, exist_ok=True)
+    return path

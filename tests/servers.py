@@ -1,0 +1,72 @@
+"""Real processes for the end-to-end tests: gunicorn with the gevent worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from clients import wait_until
+
+from push.redis_server import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Seconds gunicorn gets to start answering.
+START_TIMEOUT_S = 30.0
+
+
+def service_env(redis_url: str, **settings: str) -> dict[str, str]:
+    """The environment of a service process: this one's, with the given settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSH_")}
+    env.update(REDIS_URL=redis_url, PYTHONUNBUFFERED="1", **settings)
+    return env
+
+
+class Gunicorn:
+    """`gunicorn -c gunicorn.conf.py wsgi:app` on a free loopback port."""
+
+    def __init__(self, log_path: Path, env: dict[str, str], workers: int = 2) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = env
+        self.workers = workers
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Gunicorn:
+        command = [
+            sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
+            "-b", f"127.0.0.1:{self.port}", "-w", str(self.workers), "wsgi:app",
+        ]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        wait_until(self._answers, timeout=START_TIMEOUT_S, what=f"gunicorn on {self.port}")
+        return self
+
+    def _answers(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"gunicorn exited; log:\n{self.log()}")
+        try:
+            with urllib.request.urlopen(self.base_url + "/static/demo.css", timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
