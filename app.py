@@ -39,7 +39,7 @@ def how_to_send(redis_url: str, port: int) -> str:
         lines.append(f"  redis-cli -u {redis_url} LPUSH user_42_messages hello")
     lines += [
         f"  curl -X POST -H 'Content-Type: application/json' "
-        f"-d '{{\"user_id\": \"42\", \"data\": \"hello\"}}' http://127.0.0.1:{port}/demo/send",
+        f'-d \'{{"user_id": "42", "data": "hello"}}\' http://127.0.0.1:{port}/demo/send',
         "Watch user 42's stream:",
         f"  curl -N 'http://127.0.0.1:{port}/stream?user_id=42'",
         f"  open http://127.0.0.1:{port}/?user_id=42&transport=sse",

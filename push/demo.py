@@ -42,4 +42,3 @@ def send() -> tuple[dict[str, object], int]:
     except (redis.ConnectionError, redis.TimeoutError):
         raise Refusal(503, "redis_unavailable", "redis did not answer; try again") from None
     return {"queued": 1, "waiting": waiting}, 202
-

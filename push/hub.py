@@ -62,7 +62,9 @@ class UserChannel:
         try:
             self.store.mark_delivered(self.keys, entry, self.settings.history_ttl_s)
         except (redis.ConnectionError, redis.TimeoutError) as error:
-            log.warning("redis error marking delivered mailbox=%s error=%s", self.keys.mailbox, error)
+            log.warning(
+                "redis error marking delivered mailbox=%s error=%s", self.keys.mailbox, error
+            )
             return
         self._mover.room_freed.set()
 

@@ -82,12 +82,18 @@ class RedisServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         command = [
             find_server_binary(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir),
-            "--save", "",
-            "--appendonly", "yes" if self.appendonly else "no",
-            "--logfile", str(self.data_dir / "redis.log"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--logfile",
+            str(self.data_dir / "redis.log"),
             *self.extra_args,
         ]
         self.process = subprocess.Popen(

@@ -84,7 +84,13 @@ class Store:
         return self.redis.pubsub(ignore_subscribe_messages=True)
 
     def drain(
-        self, keys: UserKeys, *, window: int, batch: int, history_max: int, ttl_s: int,
+        self,
+        keys: UserKeys,
+        *,
+        window: int,
+        batch: int,
+        history_max: int,
+        ttl_s: int,
         max_message_bytes: int,
     ) -> DrainResult:
         """Run the drain script once (see scripts/drain.lua)."""
@@ -114,9 +120,7 @@ class Store:
         value = self.redis.hget(keys.state, "delivered_id")
         return value.decode() if value else None
 
-    def read_after(
-        self, keys: UserKeys, cursor: str, count: int
-    ) -> tuple[list[Entry], str | None]:
+    def read_after(self, keys: UserKeys, cursor: str, count: int) -> tuple[list[Entry], str | None]:
         """History entries after `cursor`, and the newest id trimmed away (if any)."""
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.xrange(keys.history, f"({cursor}", "+", count=count)

@@ -73,7 +73,9 @@ def stream() -> Response:
         hub.detach(connection)
         log.info(
             "connection closed user=%s transport=sse messages=%d reason=%s",
-            connection.user_id, connection.sent, connection.closed_reason,
+            connection.user_id,
+            connection.sent,
+            connection.closed_reason,
         )
 
     response = Response(events(), mimetype="text/event-stream", headers=HEADERS)

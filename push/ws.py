@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import Any
 
 import gevent
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, current_app, g, request
 from flask_sock import Sock
 from gevent.lock import Semaphore
 from simple_websocket import ConnectionClosed, Server
@@ -71,10 +72,8 @@ def close(ws: Server, code: int, reason: str) -> None:
         if not ws.connected:
             return
         ws.connected = False
-        try:
+        with contextlib.suppress(OSError):
             serial.raw.sendall(ws.ws.send(CloseConnection(code, reason)))
-        except OSError:
-            pass
 
 
 def read_client(ws: Server, connection: Connection) -> None:
@@ -130,5 +129,7 @@ def serve(ws: Server) -> None:
         hub.detach(connection)
         log.info(
             "connection closed user=%s transport=ws messages=%d reason=%s",
-            connection.user_id, connection.sent, connection.closed_reason,
+            connection.user_id,
+            connection.sent,
+            connection.closed_reason,
         )

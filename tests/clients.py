@@ -6,6 +6,7 @@ The SSE reader parses the stream as the EventSource specification says
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -110,10 +111,8 @@ class SseStream:
         """Hang up the way a closed tab does: the TCP connection goes away."""
         sock = self.connection.sock
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self.connection.close()
 
     def __enter__(self) -> SseStream:

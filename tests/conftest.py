@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import redis
-
 from servers import Gunicorn, service_env
 
 from push.redis_server import RedisServer

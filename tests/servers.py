@@ -38,13 +38,25 @@ class Gunicorn:
 
     def start(self) -> Gunicorn:
         command = [
-            sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
-            "-b", f"127.0.0.1:{self.port}", "-w", str(self.workers), "wsgi:app",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "gunicorn.conf.py",
+            "-b",
+            f"127.0.0.1:{self.port}",
+            "-w",
+            str(self.workers),
+            "wsgi:app",
         ]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT,
+                command,
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         wait_until(self._answers, timeout=START_TIMEOUT_S, what=f"gunicorn on {self.port}")
         return self

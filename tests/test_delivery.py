@@ -90,9 +90,10 @@ def test_first_in_first_out(base_url, r, user_id, transport):
 
 def test_multi_line_payloads_arrive_whole(base_url, r, user_id):
     payloads = ["a\nb", "c\r\nd", "e\rf", "line\n\nwith blank", "", " leading space"]
-    with open_sse(base_url, {"user_id": user_id}) as stream, open_ws(
-        base_url, {"user_id": user_id}
-    ) as ws:
+    with (
+        open_sse(base_url, {"user_id": user_id}) as stream,
+        open_ws(base_url, {"user_id": user_id}) as ws,
+    ):
         stream.wait_for_comment("connected")
         wait_until(lambda: len(mover_pids(r, user_id)) >= 1)
         for payload in payloads:
@@ -106,9 +107,10 @@ def test_multi_line_payloads_arrive_whole(base_url, r, user_id):
 
 def test_unicode_arrives_intact(base_url, r, user_id):
     payload = "héllo wörld ✓ 你好 🎉"
-    with open_sse(base_url, {"user_id": user_id}) as stream, open_ws(
-        base_url, {"user_id": user_id}
-    ) as ws:
+    with (
+        open_sse(base_url, {"user_id": user_id}) as stream,
+        open_ws(base_url, {"user_id": user_id}) as ws,
+    ):
         stream.wait_for_comment("connected")
         wait_connected(r, user_id)
         r.lpush(mailbox(user_id), payload.encode())
@@ -308,8 +310,10 @@ def test_heartbeat_comments_keep_an_idle_stream_alive(base_url, user_id):
 
 @pytest.mark.parametrize("transport", ["sse", "ws"])
 def test_a_client_that_hangs_up_is_released_within_two_seconds(base_url, r, user_id, transport):
-    client = open_sse(base_url, {"user_id": user_id}) if transport == "sse" else open_ws(
-        base_url, {"user_id": user_id}
+    client = (
+        open_sse(base_url, {"user_id": user_id})
+        if transport == "sse"
+        else open_ws(base_url, {"user_id": user_id})
     )
     wait_connected(r, user_id)
     client.close()

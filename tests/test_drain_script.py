@@ -1,0 +1,120 @@
+"""The drain and mark scripts against a real Redis: order, flow control, trimming, dead letters."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from push.config import DeliverySettings, load_config
+from push.keys import user_keys
+from push.mailbox import drain
+from push.store import Store
+
+MAILBOX = "user_{user_id}_messages"
+
+
+@pytest.fixture
+def store(redis_server, r):
+    store = Store(redis_server.url, pool_size=4, block_s=1)
+    yield store
+    store.close()
+
+
+def settings(**overrides: str) -> DeliverySettings:
+    return DeliverySettings.from_config(load_config(overrides))
+
+
+def history(store: Store, keys) -> list[str]:
+    entries, _ = store.read_after(keys, "0-0", 100_000)
+    return [entry.data for entry in entries]
+
+
+def test_pending_before_mailbox_and_oldest_first(store, r):
+    keys = user_keys("1", MAILBOX)
+    r.lpush(keys.mailbox, "m1", "m2")
+    r.lpush(keys.pending, "p1")
+    result = drain(store, keys, settings())
+    assert (result.moved, result.more) == (3, False)
+    assert history(store, keys) == ["p1", "m1", "m2"]
+    assert r.llen(keys.mailbox) == r.llen(keys.pending) == 0
+
+
+def test_each_drain_moves_at_most_a_batch(store, r):
+    keys = user_keys("1", MAILBOX)
+    r.lpush(keys.mailbox, *range(25))
+    config = settings(PUSH_DRAIN_BATCH="10", PUSH_HISTORY_MAX="100")
+    assert [drain(store, keys, config).moved for _ in range(4)] == [10, 10, 5, 0]
+    assert history(store, keys) == [str(i) for i in range(25)]
+
+
+def test_the_history_runs_at_most_a_window_ahead_of_the_delivered_mark(store, r):
+    keys = user_keys("1", MAILBOX)
+    r.lpush(keys.mailbox, *range(100))
+    config = settings(PUSH_DRAIN_BATCH="10", PUSH_HISTORY_MAX="40")  # window 20
+    first = drain(store, keys, config)
+    second = drain(store, keys, config)
+    full = drain(store, keys, config)
+    assert (first.moved, second.moved, full.moved, full.room, full.more) == (10, 10, 0, 0, True)
+    assert r.llen(keys.mailbox) == 80  # the backlog waits in the mailbox, durable
+
+    entries, _ = store.read_after(keys, "0-0", 100)
+    assert store.mark_delivered(keys, entries[14], ttl_s=60)  # 15 of 20 written
+    assert drain(store, keys, config).moved == 10
+    assert drain(store, keys, config).moved == 5
+
+
+def test_trimming_drops_only_delivered_entries_and_records_the_newest_dropped(store, r):
+    keys = user_keys("1", MAILBOX)
+    config = settings(PUSH_DRAIN_BATCH="10", PUSH_HISTORY_MAX="20")  # window 10
+    r.lpush(keys.mailbox, *range(50))
+    delivered = []
+    while True:
+        result = drain(store, keys, config)
+        if not result.moved:
+            break
+        entries, _ = store.read_after(keys, delivered[-1].id if delivered else "0-0", 100)
+        # Nothing undelivered was ever trimmed: the read continues where the last ended.
+        assert entries[0].data == str(len(delivered))
+        delivered += entries
+        store.mark_delivered(keys, delivered[-1], ttl_s=60)
+    assert [entry.data for entry in delivered] == [str(i) for i in range(50)]
+    assert r.xlen(keys.history) == 20
+    assert r.hget(keys.state, "trimmed") == delivered[29].id
+
+
+def test_the_mark_only_moves_forward(store, r):
+    keys = user_keys("1", MAILBOX)
+    r.lpush(keys.mailbox, "a", "b")
+    drain(store, keys, settings())
+    first, second = store.read_after(keys, "0-0", 10)[0]
+    assert store.mark_delivered(keys, second, ttl_s=60)
+    assert not store.mark_delivered(keys, first, ttl_s=60)
+    assert store.delivered_mark(keys) == second.id
+
+
+def test_a_drain_publishes_one_wake_per_batch(store, r):
+    keys = user_keys("1", MAILBOX)
+    pubsub = r.pubsub()
+    pubsub.subscribe(keys.wake)
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+    r.lpush(keys.mailbox, "a", "b", "c")
+    drain(store, keys, settings())
+    wake = pubsub.get_message(timeout=5)
+    assert wake["type"] == "message"
+    assert wake["data"] == store.read_after(keys, "0-0", 10)[0][-1].id
+    assert pubsub.get_message(timeout=0.2) is None
+    pubsub.close()
+
+
+def test_poison_messages_go_to_the_dead_letter_list_and_the_rest_flows(store, r, redis_server):
+    keys = user_keys("1", MAILBOX)
+    config = settings(PUSH_MAX_MESSAGE_BYTES="64")
+    r.lpush(keys.mailbox, b"ok 1", b"x" * 65, b"\xff\xfe not utf-8", b"\xed\xa0\x80", b"ok 2")
+    r.lpush(keys.mailbox, "ünïcode ✓ 🎉".encode(), b"x" * 64)
+    result = drain(store, keys, config)
+    assert result.moved == 4
+    assert sorted(result.dead_reasons) == ["not UTF-8", "not UTF-8", "too large"]
+    assert history(store, keys) == ["ok 1", "ok 2", "ünïcode ✓ 🎉", "x" * 64]
+    raw = redis.Redis.from_url(redis_server.url)
+    assert set(raw.lrange(keys.dead, 0, -1)) == {b"x" * 65, b"\xff\xfe not utf-8", b"\xed\xa0\x80"}
+    raw.close()

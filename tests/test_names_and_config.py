@@ -1,0 +1,77 @@
+"""Pure rules: user ids, key names, event ids, configuration."""
+
+from __future__ import annotations
+
+import pytest
+
+from push.config import ConfigError, load_config
+from push.keys import InvalidEventId, InvalidUserId, parse_event_id, user_keys, validate_user_id
+
+
+@pytest.mark.parametrize("good", ["42", "a", "x" * 64, "user.name", "org:7", "A-b_c.d:e", "..."])
+def test_valid_user_ids(good):
+    assert validate_user_id(good) == good
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "x" * 65, "a b", "*", "{a}", "a}", "a/b", ".", "..", "a\0", "ü", "a\n", 42, None]
+)
+def test_invalid_user_ids(bad):
+    with pytest.raises(InvalidUserId):
+        validate_user_id(bad)
+
+
+def test_every_key_of_a_user_shares_the_mailbox_hash_tag():
+    keys = user_keys("42", "user_{user_id}_messages")
+    assert keys.mailbox == "user_42_messages"
+    assert keys.pending == "{user_42_messages}:pending"
+    assert keys.history == "{user_42_messages}:history"
+    assert keys.state == "{user_42_messages}:state"
+    assert keys.dead == "{user_42_messages}:dead"
+    assert keys.wake == "{user_42_messages}:wake"
+    assert keys.drain_keys[0] == keys.mailbox
+
+
+def test_the_mailbox_template_is_configurable():
+    assert user_keys("7", "app:inbox:{user_id}").history == "{app:inbox:7}:history"
+
+
+def test_event_ids_compare_in_delivery_order():
+    assert parse_event_id("1732630000000-3") == (1732630000000, 3)
+    assert parse_event_id("9-0") < parse_event_id("10-0") < parse_event_id("10-1")
+    for bad in ["", "1", "1-", "-1", "a-1", "1-2-3", "1 -2", "1.0-0"]:
+        with pytest.raises(InvalidEventId):
+            parse_event_id(bad)
+
+
+def test_defaults_load_from_an_empty_environment():
+    config = load_config({})
+    assert config["PUSH_MAILBOX_KEY"] == "user_{user_id}_messages"
+    assert config["PUSH_HEARTBEAT_S"] == 15
+    assert config["PUSH_HISTORY_MAX"] == 1000
+    assert config["PUSH_DEMO"] is False
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PUSH_HEARTBEAT_S", "soon"),
+        ("PUSH_HEARTBEAT_S", "0"),
+        ("PUSH_HISTORY_MAX", "1.5"),
+        ("PUSH_HISTORY_MAX", "5"),
+        ("PUSH_DEMO", "maybe"),
+        ("PUSH_MAILBOX_KEY", "user_messages"),
+        ("PUSH_MAILBOX_KEY", "{user_id}_{user_id}"),
+        ("PUSH_MAILBOX_KEY", "{tag}_{user_id}"),
+        ("REDIS_URL", "localhost:6379"),
+        ("PUSH_OUTBOX_MAX", "-1"),
+    ],
+)
+def test_a_wrong_value_names_its_variable(variable, value):
+    with pytest.raises(ConfigError, match=variable):
+        load_config({variable: value})
+
+
+def test_settings_that_contradict_each_other_are_refused():
+    with pytest.raises(ConfigError, match="PUSH_HISTORY_MAX"):
+        load_config({"PUSH_HISTORY_MAX": "100", "PUSH_DRAIN_BATCH": "80"})
