@@ -9,10 +9,12 @@ from typing import Any
 
 from flask import Flask
 
-from push import demo, errors, stream, ws
-from push.config import DeliverySettings, check_consistency, load_config
+from push import auth, demo, errors, stream, ws
+from push.config import DeliverySettings, check_consistency, parse_environ
 from push.hub import Hub
+from push.presence import Presence
 from push.store import Store
+from push.tokens import TokenSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,11 +30,15 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
-    app.config.from_mapping(load_config())
+    app.config.from_mapping(parse_environ())
     if test_config is not None:
         app.config.from_mapping(test_config)
-        check_consistency(app.config)
-    app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": app.config["PUSH_WS_PING_S"]}
+    check_consistency(app.config)
+    app.config["SOCK_SERVER_OPTIONS"] = {
+        "ping_interval": app.config["PUSH_WS_PING_S"],
+        # Clients send only short acks; simple-websocket closes 1009 past this size.
+        "max_message_size": 64 * 1024,
+    }
 
     settings = DeliverySettings.from_config(app.config)
     store = Store(
@@ -42,9 +48,18 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.extensions["push.settings"] = settings
     app.extensions["push.store"] = store
-    app.extensions["push.hub"] = Hub(store, settings)
+    presence = Presence(
+        store.redis,
+        lease_s=app.config["PUSH_PRESENCE_LEASE_S"],
+        limit=app.config["PUSH_MAX_CONNECTIONS_PER_USER"],
+        ttl_s=app.config["PUSH_HISTORY_TTL_S"],
+    )
+    app.extensions["push.presence"] = presence
+    app.extensions["push.tokens"] = TokenSettings.from_config(app.config)
+    app.extensions["push.hub"] = Hub(store, settings, presence)
 
     errors.init_app(app)
+    app.register_blueprint(auth.bp)
     app.register_blueprint(stream.bp)
     app.register_blueprint(ws.bp)
     ws.sock.init_app(app)

@@ -1,24 +1,32 @@
 """Admission: every check that may refuse a stream, run before anything is streamed.
 
-flask-sock answers 101 before its view runs, so both transports call `admit`
-from `before_request`: identity, cursor and Redis's answer are settled while a
-plain HTTP error can still be sent.
+flask-sock answers 101 before its view runs, so both transports admit from
+`before_request`, while a plain HTTP error can still be sent: Origin (403),
+identity (401), cursor (400), the per-user connection limit (429), and Redis's
+answer. An admitted stream holds a presence lease until `release`.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import redis
-from flask import Request, current_app
+from flask import Request, current_app, g
 
 from push.errors import Refusal
 from push.identity import identify
-from push.keys import InvalidEventId, parse_event_id, user_keys
+from push.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
+from push.origins import cross_origin
+from push.presence import Presence, new_connection_id
 from push.store import Store
+
+log = logging.getLogger(__name__)
 
 #: Where a user who has never been delivered anything starts: the whole history.
 START_OF_HISTORY = "0-0"
+#: Seconds a client over the connection limit is told to wait.
+LIMIT_RETRY_AFTER_S = 10
 
 
 class RedisUnavailable(Exception):
@@ -28,8 +36,11 @@ class RedisUnavailable(Exception):
 @dataclass(frozen=True, slots=True)
 class Admission:
     user_id: str
+    keys: UserKeys
     #: The last event id this client has; it receives everything after it.
     cursor: str
+    #: This connection's presence lease.
+    connection_id: str
 
 
 def requested_cursor(request: Request) -> str | None:
@@ -45,14 +56,44 @@ def requested_cursor(request: Request) -> str | None:
 
 
 def admit(request: Request) -> Admission:
-    """Admit a stream request or raise Refusal / RedisUnavailable."""
+    """Admit a stream request, or raise Refusal / RedisUnavailable.
+
+    Sets `g.cors_origin` (for the response's CORS headers) and `g.admission`."""
     config = current_app.config
-    user_id = identify(request, config)
+    g.cors_origin = cross_origin(request, config["PUSH_ALLOWED_ORIGINS"])
     cursor = requested_cursor(request)
     store: Store = current_app.extensions["push.store"]
-    keys = user_keys(user_id, config["PUSH_MAILBOX_KEY"])
+    presence: Presence = current_app.extensions["push.presence"]
     try:
+        user_id = identify(request)
+        keys = user_keys(user_id, config["PUSH_MAILBOX_KEY"])
+        connection_id = new_connection_id()
+        joined, count = presence.join(keys, connection_id)
+        if not joined:
+            raise Refusal(
+                429,
+                "too_many_connections",
+                f"this user has {count} open connections, the most PUSH_MAX_CONNECTIONS_PER_USER "
+                "allows",
+                {"Retry-After": str(LIMIT_RETRY_AFTER_S)},
+            )
         mark = store.delivered_mark(keys)
     except (redis.ConnectionError, redis.TimeoutError) as error:
         raise RedisUnavailable(str(error)) from error
-    return Admission(user_id=user_id, cursor=cursor or mark or START_OF_HISTORY)
+    g.admission = Admission(user_id, keys, cursor or mark or START_OF_HISTORY, connection_id)
+    return g.admission
+
+
+def release(admission: Admission, presence: Presence) -> None:
+    """Give back the presence lease (it expires by itself if Redis is away)."""
+    try:
+        presence.leave(admission.keys, admission.connection_id)
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        log.warning("redis error releasing presence user=%s error=%s", admission.user_id, error)
+
+
+def release_unless_taken(exc: BaseException | None = None) -> None:
+    """teardown_request: release an admission whose view never took it over."""
+    admission = g.pop("admission", None)
+    if admission is not None and not g.get("admission_taken", False):
+        release(admission, current_app.extensions["push.presence"])

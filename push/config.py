@@ -8,6 +8,7 @@ service refuses to start instead of misbehaving later.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,22 @@ DEFAULT_BLOCK_S = 20.0
 DEFAULT_REDIS_POOL_SIZE = 50
 #: Messages moved per Lua call: batching is what makes the mover fast.
 DEFAULT_DRAIN_BATCH = 200
+#: HMAC algorithms only: every one is keyed by PUSH_JWT_SECRET, so no HS/RS confusion.
+DEFAULT_JWT_ALGORITHMS = ("HS256",)
+ALLOWED_JWT_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+#: HS256 keys shorter than the hash are guessable offline (RFC 7518 section 3.2).
+MIN_JWT_SECRET_BYTES = 32
+#: Clock skew tolerated between the token's issuer and this service.
+DEFAULT_JWT_LEEWAY_S = 5
+#: Where a page keeps its token for EventSource, which cannot set headers (HttpOnly).
+DEFAULT_TOKEN_COOKIE = "push_token"
+#: A ticket only has to survive the page's next request.
+DEFAULT_TICKET_TTL_S = 30
+#: Twenty tabs of one user is generous; more is a bug or an abuse.
+DEFAULT_MAX_CONNECTIONS_PER_USER = 20
+#: A connection's presence lease; renewed every third of it, so a dead worker's
+#: connections stop counting within this many seconds.
+DEFAULT_PRESENCE_LEASE_S = 60
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -75,6 +92,34 @@ def _mailbox_template(name: str, raw: str) -> str:
     return raw
 
 
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _optional_text(name: str, raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _algorithms(name: str, raw: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    wrong = [algorithm for algorithm in names if algorithm not in ALLOWED_JWT_ALGORITHMS]
+    if not names or wrong:
+        raise ConfigError(
+            f"{name} is a comma list of {', '.join(sorted(ALLOWED_JWT_ALGORITHMS))}, got {raw!r}"
+        )
+    return names
+
+
+def _origins(name: str, raw: str) -> tuple[str, ...]:
+    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+    for origin in origins:
+        if origin != "*" and not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", origin):
+            raise ConfigError(
+                f"{name} is a comma list of origins like https://app.example.com, got {origin!r}"
+            )
+    return origins
+
+
 def _redis_url(name: str, raw: str) -> str:
     if not raw.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"{name} must start with redis://, rediss:// or unix://, got {raw!r}")
@@ -108,16 +153,40 @@ SETTINGS: dict[str, tuple[str, Callable[[str, str], Any], Any]] = {
         DEFAULT_REDIS_POOL_SIZE,
     ),
     "PUSH_DRAIN_BATCH": ("PUSH_DRAIN_BATCH", _number(int, 1, 10_000), DEFAULT_DRAIN_BATCH),
+    "PUSH_JWT_SECRET": ("PUSH_JWT_SECRET", _optional_text, None),
+    "PUSH_JWT_ALGORITHMS": ("PUSH_JWT_ALGORITHMS", _algorithms, DEFAULT_JWT_ALGORITHMS),
+    "PUSH_JWT_AUDIENCE": ("PUSH_JWT_AUDIENCE", _optional_text, None),
+    "PUSH_JWT_ISSUER": ("PUSH_JWT_ISSUER", _optional_text, None),
+    "PUSH_JWT_LEEWAY_S": ("PUSH_JWT_LEEWAY_S", _number(int, 0, 300), DEFAULT_JWT_LEEWAY_S),
+    "PUSH_TOKEN_COOKIE": ("PUSH_TOKEN_COOKIE", _text, DEFAULT_TOKEN_COOKIE),
+    "PUSH_TICKET_TTL_S": ("PUSH_TICKET_TTL_S", _number(int, 1, 3600), DEFAULT_TICKET_TTL_S),
+    "PUSH_ALLOWED_ORIGINS": ("PUSH_ALLOWED_ORIGINS", _origins, ()),
+    "PUSH_MAX_CONNECTIONS_PER_USER": (
+        "PUSH_MAX_CONNECTIONS_PER_USER",
+        _number(int, 1, 100_000),
+        DEFAULT_MAX_CONNECTIONS_PER_USER,
+    ),
+    "PUSH_PRESENCE_LEASE_S": (
+        "PUSH_PRESENCE_LEASE_S",
+        _number(float, 1, 3600),
+        DEFAULT_PRESENCE_LEASE_S,
+    ),
 }
 
 
-def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Read every setting from `environ` (default: os.environ), validated."""
+def parse_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Every setting from `environ` (default: os.environ), each value checked alone."""
     environ = os.environ if environ is None else environ
     config: dict[str, Any] = {}
     for variable, (key, parse, default) in SETTINGS.items():
         raw = environ.get(variable)
         config[key] = default if raw is None else parse(variable, raw)
+    return config
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Every setting from `environ`, checked alone and together."""
+    config = parse_environ(environ)
     check_consistency(config)
     return config
 
@@ -127,6 +196,20 @@ def check_consistency(config: Mapping[str, Any]) -> None:
     for variable in ("PUSH_MAILBOX_KEY", "REDIS_URL"):
         parse = SETTINGS[variable][1]
         parse(variable, config[variable])
+    if not config["PUSH_DEMO"]:
+        secret = config["PUSH_JWT_SECRET"]
+        if not secret:
+            raise ConfigError(
+                "PUSH_JWT_SECRET is required outside demo mode (PUSH_DEMO=1): "
+                "streams are identified by tokens signed with it"
+            )
+        if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ConfigError(
+                f"PUSH_JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes, "
+                f"got {len(secret.encode())}"
+            )
+        if "*" in config["PUSH_ALLOWED_ORIGINS"]:
+            raise ConfigError("PUSH_ALLOWED_ORIGINS may be * only in demo mode (PUSH_DEMO=1)")
     if config["PUSH_HISTORY_MAX"] < 2 * config["PUSH_DRAIN_BATCH"]:
         raise ConfigError(
             "PUSH_HISTORY_MAX must be at least twice PUSH_DRAIN_BATCH "

@@ -33,7 +33,8 @@ class Reset:
 class Connection:
     """A live SSE or WebSocket client of one user."""
 
-    def __init__(self, user_id: str, transport: str, cursor: str, outbox_max: int) -> None:
+    def __init__(self, id: str, user_id: str, transport: str, cursor: str, outbox_max: int) -> None:
+        self.id = id
         self.user_id = user_id
         self.transport = transport
         self.cursor_key = parse_event_id(cursor)

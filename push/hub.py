@@ -29,6 +29,7 @@ from push.config import DeliverySettings
 from push.connection import Connection
 from push.keys import UserKeys, user_keys
 from push.mailbox import RETRY_CAP_S, RETRY_FIRST_S, Mover
+from push.presence import Presence
 from push.store import Entry, Store
 
 log = logging.getLogger(__name__)
@@ -104,9 +105,10 @@ class UserChannel:
 class Hub:
     """This worker's users and their connections; started lazily in the serving process."""
 
-    def __init__(self, store: Store, settings: DeliverySettings) -> None:
+    def __init__(self, store: Store, settings: DeliverySettings, presence: Presence) -> None:
         self.store = store
         self.settings = settings
+        self.presence = presence
         self.users: dict[str, UserChannel] = {}
         self._by_wake: dict[bytes, UserChannel] = {}
         self._pubsub: redis.client.PubSub | None = None
@@ -162,6 +164,21 @@ class Hub:
         self._pid = os.getpid()
         self._pubsub = self.store.pubsub()
         gevent.spawn(self._listen)
+        gevent.spawn(self._renew_presence)
+
+    def _renew_presence(self) -> None:
+        """Keep the presence leases of this worker's connections alive."""
+        while True:
+            gevent.sleep(self.presence.renew_every_s)
+            leases = {
+                channel.keys: [connection.id for connection in channel.connections]
+                for channel in self.users.values()
+                if channel.connections
+            }
+            try:
+                self.presence.renew(leases)
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                log.warning("redis error renewing presence error=%s", error)
 
     def _subscribe_all(self) -> None:
         """(Re)subscribe the hub channel and every local user's wake channel."""

@@ -1,14 +1,20 @@
-"""Who is asking: the user id a stream belongs to."""
+"""Who is asking: the user id a request belongs to.
+
+Credentials are looked for in this order: `Authorization: Bearer <token>`, the
+token cookie (PUSH_TOKEN_COOKIE, for EventSource, which cannot set headers),
+the `token` query parameter, then a `ticket` query parameter. Demo mode also
+accepts a bare `user_id` parameter when no credential is given.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from flask import Request
+from flask import Request, current_app
 
 from push.errors import Refusal
 from push.keys import InvalidUserId, validate_user_id
+from push.store import Store
+from push.tickets import take_ticket
+from push.tokens import TokenRejected, TokenSettings, verify_token
 
 
 def checked_user_id(raw: object) -> str:
@@ -19,20 +25,53 @@ def checked_user_id(raw: object) -> str:
         raise Refusal(400, "invalid_user_id", str(error)) from None
 
 
-def identify(request: Request, config: Mapping[str, Any]) -> str:
-    """The user id of a stream request.
+def unauthorized(error: str, detail: str) -> Refusal:
+    return Refusal(401, error, detail, {"WWW-Authenticate": f'Bearer error="{error}"'})
 
-    Demo mode takes it from the `user_id` query parameter. Outside demo mode there
-    is no way in yet but a signed token, which this service does not accept yet.
-    """
-    if not config["PUSH_DEMO"]:
-        raise Refusal(
-            401,
-            "unauthorized",
-            "only demo mode (PUSH_DEMO=1) accepts a user_id; no other identity is configured",
-            {"WWW-Authenticate": "Bearer"},
-        )
-    raw = request.args.get("user_id")
-    if raw is None:
-        raise Refusal(400, "missing_user_id", "pass ?user_id=<id>")
-    return checked_user_id(raw)
+
+def credential(request: Request, cookie: str) -> tuple[str, str] | None:
+    """("token" | "ticket", value) from the first place that has one, or None."""
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise unauthorized("malformed_authorization", "send Authorization: Bearer <token>")
+        return "token", value.strip()
+    if request.cookies.get(cookie):
+        return "token", request.cookies[cookie]
+    if "token" in request.args:
+        return "token", request.args["token"]
+    if "ticket" in request.args:
+        return "ticket", request.args["ticket"]
+    return None
+
+
+def identify(request: Request, *, tickets: bool = True) -> str:
+    """The user id of a request, or a 401 refusal naming the check that failed.
+
+    May reach Redis (to take a ticket): redis errors propagate to the caller."""
+    config = current_app.config
+    found = credential(request, config["PUSH_TOKEN_COOKIE"])
+    if found is None:
+        if config["PUSH_DEMO"] and "user_id" in request.args:
+            return checked_user_id(request.args["user_id"])
+        detail = "send a token (Authorization: Bearer, cookie, or ?token=) or a ?ticket="
+        if config["PUSH_DEMO"]:
+            detail += ", or ?user_id= in demo mode"
+        raise unauthorized("missing_token", detail)
+    kind, value = found
+    if kind == "ticket":
+        if not tickets:
+            raise unauthorized("ticket_not_accepted", "a ticket opens a stream; send the token")
+        store: Store = current_app.extensions["push.store"]
+        user_id = take_ticket(store.redis, value)
+        if user_id is None:
+            raise unauthorized("invalid_ticket", "the ticket is unknown, used or expired")
+        return user_id
+    settings: TokenSettings | None = current_app.extensions["push.tokens"]
+    if settings is None:
+        raise unauthorized("tokens_not_configured", "PUSH_JWT_SECRET is not set")
+    try:
+        return verify_token(value, settings)
+    except TokenRejected as rejected:
+        raise unauthorized(rejected.code, rejected.detail) from None

@@ -56,6 +56,7 @@ class UserKeys:
     state: str
     dead: str
     wake: str
+    presence: str
 
     @property
     def drain_keys(self) -> list[str]:
@@ -74,4 +75,5 @@ def user_keys(user_id: str, mailbox_template: str) -> UserKeys:
         state=f"{tag}:state",
         dead=f"{tag}:dead",
         wake=f"{tag}:wake",
+        presence=f"{tag}:presence",
     )

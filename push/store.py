@@ -1,4 +1,4 @@
-"""Every Redis command the service sends, in one place.
+"""Redis connections, and the commands of the delivery path.
 
 Two kinds of connection: a bounded pool for short commands (scripts, reads,
 marks), and one dedicated connection per mover for the blocking BLMOVE. The
@@ -26,7 +26,8 @@ CONNECT_TIMEOUT_S = 2.0
 BLOCK_MARGIN_S = 10.0
 
 
-def _script(name: str) -> str:
+def load_script(name: str) -> str:
+    """The source of a Lua script in push/scripts/."""
     return (Path(__file__).parent / "scripts" / name).read_text()
 
 
@@ -65,8 +66,8 @@ class Store:
             socket_keepalive=True,
         )
         self.redis = redis.Redis(connection_pool=self.pool)
-        self._drain = self.redis.register_script(_script("drain.lua"))
-        self._mark = self.redis.register_script(_script("mark_delivered.lua"))
+        self._drain = self.redis.register_script(load_script("drain.lua"))
+        self._mark = self.redis.register_script(load_script("mark_delivered.lua"))
 
     def blocking_client(self, name: str) -> redis.Redis:
         """A client with a connection of its own, for one mover's BLMOVE; close it after."""

@@ -8,11 +8,12 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, g, request
 
-from push.admission import RedisUnavailable, admit
+from push.admission import Admission, RedisUnavailable, admit, release, release_unless_taken
 from push.config import DeliverySettings
 from push.connection import CLIENT_LEFT, Connection, Reset
 from push.hangup import watch_for_hangup
 from push.hub import Hub
+from push.origins import add_cors_headers
 from push.sse import encode_comment, encode_event, encode_retry
 from push.store import Entry
 
@@ -41,7 +42,7 @@ def frame(batch: list[Entry | Reset]) -> bytes:
 def admit_stream() -> Response | None:
     settings: DeliverySettings = current_app.extensions["push.settings"]
     try:
-        g.admission = admit(request)
+        admit(request)
     except RedisUnavailable:
         # Never a 503: a native EventSource would give up for good. 200, retry, close.
         body = jittered_retry(settings.retry_ms) + encode_comment(
@@ -51,12 +52,24 @@ def admit_stream() -> Response | None:
     return None
 
 
+@bp.after_request
+def cors(response: Response) -> Response:
+    return add_cors_headers(response, g.get("cors_origin"))
+
+
+bp.teardown_request(release_unless_taken)
+
+
 @bp.get("/stream")
 def stream() -> Response:
     settings: DeliverySettings = current_app.extensions["push.settings"]
     hub: Hub = current_app.extensions["push.hub"]
-    admission = g.admission
-    connection = Connection(admission.user_id, "sse", admission.cursor, settings.outbox_max)
+    presence = current_app.extensions["push.presence"]
+    admission: Admission = g.admission
+    g.admission_taken = True
+    connection = Connection(
+        admission.connection_id, admission.user_id, "sse", admission.cursor, settings.outbox_max
+    )
     channel = hub.attach(connection)
     watcher = watch_for_hangup(request.environ, lambda: connection.close(CLIENT_LEFT))
     log.info("connection opened user=%s transport=sse", admission.user_id)
@@ -66,11 +79,12 @@ def stream() -> Response:
         for batch in connection.batches(settings.heartbeat_s, channel.written):
             yield frame(batch) if batch else KEEPALIVE
 
-    def release() -> None:
+    def close() -> None:
         if watcher is not None:
             watcher.kill(block=True)
         connection.close(CLIENT_LEFT)
         hub.detach(connection)
+        release(admission, presence)
         log.info(
             "connection closed user=%s transport=sse messages=%d reason=%s",
             connection.user_id,
@@ -79,5 +93,5 @@ def stream() -> Response:
         )
 
     response = Response(events(), mimetype="text/event-stream", headers=HEADERS)
-    response.call_on_close(release)
+    response.call_on_close(close)
     return response

@@ -14,20 +14,28 @@ from gevent.lock import Semaphore
 from simple_websocket import ConnectionClosed, Server
 from wsproto.events import CloseConnection, TextMessage
 
-from push.admission import RedisUnavailable, admit
+from push.admission import Admission, RedisUnavailable, admit, release, release_unless_taken
 from push.config import DeliverySettings
 from push.connection import CLIENT_LEFT, Connection, Reset
 from push.errors import Refusal
 from push.hub import Hub
+from push.keys import InvalidEventId, parse_event_id
 from push.store import Entry
 
 bp = Blueprint("ws", __name__)
 sock = Sock()
 log = logging.getLogger(__name__)
 
-#: Close codes: 1011 when the server failed, 4008 when the client read too slowly.
+#: Close codes. 1011: the server failed. The 4xxx codes echo the HTTP status of the
+#: same complaint: 4400 a frame we do not understand, 4408 a client that read too slowly
+#: (it resumes by id), 4413 a frame too large, 4415 a binary frame.
 CLOSE_INTERNAL_ERROR = 1011
-CLOSE_TOO_SLOW = 4008
+CLOSE_BAD_FRAME = 4400
+CLOSE_TOO_SLOW = 4408
+CLOSE_TOO_LARGE = 4413
+CLOSE_BINARY = 4415
+#: Bytes a client frame may have; the only frame clients send is a short ack.
+MAX_CLIENT_FRAME_BYTES = 4096
 
 
 class SerialSocket:
@@ -76,11 +84,35 @@ def close(ws: Server, code: int, reason: str) -> None:
             serial.raw.sendall(ws.ws.send(CloseConnection(code, reason)))
 
 
+def check_client_frame(message: str | bytes) -> tuple[int, str] | None:
+    """None for a frame of an agreed shape, else the close code and reason it earns.
+
+    The one shape agreed is `{"ack": "<event id>"}` (read receipts, ignored for now)."""
+    if isinstance(message, bytes):
+        return CLOSE_BINARY, "binary frames are not accepted"
+    if len(message.encode()) > MAX_CLIENT_FRAME_BYTES:
+        return CLOSE_TOO_LARGE, f"client frames are at most {MAX_CLIENT_FRAME_BYTES} bytes"
+    try:
+        frame = json.loads(message)
+    except ValueError:
+        return CLOSE_BAD_FRAME, "client frames are JSON objects"
+    if not isinstance(frame, dict) or set(frame) != {"ack"} or not isinstance(frame["ack"], str):
+        return CLOSE_BAD_FRAME, 'the only client frame is {"ack": "<event id>"}'
+    try:
+        parse_event_id(frame["ack"])
+    except InvalidEventId:
+        return CLOSE_BAD_FRAME, "ack names an event id such as 1732630000000-0"
+    return None
+
+
 def read_client(ws: Server, connection: Connection) -> None:
-    """Read what the client sends until it closes; nothing is expected from it yet."""
+    """Read what the client sends until it closes; a bad frame closes the connection."""
     try:
         while True:
-            ws.receive()
+            problem = check_client_frame(ws.receive())
+            if problem is not None:
+                close(ws, *problem)
+                break
     except ConnectionClosed:
         pass
     connection.close(CLIENT_LEFT)
@@ -89,11 +121,14 @@ def read_client(ws: Server, connection: Connection) -> None:
 @bp.before_request
 def admit_websocket() -> None:
     try:
-        g.admission = admit(request)
+        admit(request)
     except RedisUnavailable:
         raise Refusal(
             503, "redis_unavailable", "redis did not answer; try again", {"Retry-After": "2"}
         ) from None
+
+
+bp.teardown_request(release_unless_taken)
 
 
 @sock.route("/ws", bp=bp)
@@ -112,8 +147,11 @@ def websocket(ws: Server) -> None:
 def serve(ws: Server) -> None:
     settings: DeliverySettings = current_app.extensions["push.settings"]
     hub: Hub = current_app.extensions["push.hub"]
-    admission = g.admission
-    connection = Connection(admission.user_id, "ws", admission.cursor, settings.outbox_max)
+    admission: Admission = g.admission
+    g.admission_taken = True
+    connection = Connection(
+        admission.connection_id, admission.user_id, "ws", admission.cursor, settings.outbox_max
+    )
     channel = hub.attach(connection)
     reader = gevent.spawn(read_client, ws, connection)
     log.info("connection opened user=%s transport=ws", admission.user_id)
@@ -127,6 +165,7 @@ def serve(ws: Server) -> None:
         connection.close(CLIENT_LEFT)
         reader.kill(block=True)
         hub.detach(connection)
+        release(admission, current_app.extensions["push.presence"])
         log.info(
             "connection closed user=%s transport=ws messages=%d reason=%s",
             connection.user_id,

@@ -239,7 +239,7 @@ def test_a_message_moved_but_never_written_reaches_the_next_connection(
     # for the history, and no connection is left to write it.
     r.lpush(mailbox(user_id), "in flight")
     store = Store(redis_server.url, pool_size=2, block_s=1)
-    settings = DeliverySettings.from_config(load_config({}))
+    settings = DeliverySettings.from_config(load_config({"PUSH_DEMO": "1"}))
     assert drain(store, user_keys(user_id, MAILBOX), settings).moved == 1
     store.close()
     assert r.llen(mailbox(user_id)) == 0
@@ -285,10 +285,10 @@ def test_bad_user_ids_are_refused_before_any_key_is_touched(base_url, r, bad_id)
     assert r.keys("*") == ["canary"]
 
 
-def test_a_missing_user_id_is_refused(base_url):
+def test_a_request_naming_no_user_is_refused(base_url):
     with open_sse(base_url) as stream:
-        assert stream.status == 400
-        assert json.loads(stream.read_to_end())["error"] == "missing_user_id"
+        assert stream.status == 401
+        assert json.loads(stream.read_to_end())["error"] == "missing_token"
 
 
 @pytest.mark.parametrize("cursor", ["abc", "1-2-3", "-1-0", "1.5-0"])

@@ -21,7 +21,7 @@ def store(redis_server, r):
 
 
 def settings(**overrides: str) -> DeliverySettings:
-    return DeliverySettings.from_config(load_config(overrides))
+    return DeliverySettings.from_config(load_config({"PUSH_DEMO": "1", **overrides}))
 
 
 def history(store: Store, keys) -> list[str]:

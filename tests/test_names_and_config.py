@@ -44,12 +44,18 @@ def test_event_ids_compare_in_delivery_order():
             parse_event_id(bad)
 
 
-def test_defaults_load_from_an_empty_environment():
-    config = load_config({})
+DEMO = {"PUSH_DEMO": "1"}
+SECRET = "s" * 32
+
+
+def test_defaults_load_in_demo_mode():
+    config = load_config(DEMO)
     assert config["PUSH_MAILBOX_KEY"] == "user_{user_id}_messages"
     assert config["PUSH_HEARTBEAT_S"] == 15
     assert config["PUSH_HISTORY_MAX"] == 1000
-    assert config["PUSH_DEMO"] is False
+    assert config["PUSH_DEMO"] is True
+    assert config["PUSH_JWT_ALGORITHMS"] == ("HS256",)
+    assert config["PUSH_MAX_CONNECTIONS_PER_USER"] == 20
 
 
 @pytest.mark.parametrize(
@@ -65,13 +71,42 @@ def test_defaults_load_from_an_empty_environment():
         ("PUSH_MAILBOX_KEY", "{tag}_{user_id}"),
         ("REDIS_URL", "localhost:6379"),
         ("PUSH_OUTBOX_MAX", "-1"),
+        ("PUSH_JWT_ALGORITHMS", "RS256"),
+        ("PUSH_JWT_ALGORITHMS", "HS256,none"),
+        ("PUSH_ALLOWED_ORIGINS", "app.example.com"),
+        ("PUSH_ALLOWED_ORIGINS", "https://app.example.com/path"),
+        ("PUSH_MAX_CONNECTIONS_PER_USER", "0"),
     ],
 )
 def test_a_wrong_value_names_its_variable(variable, value):
     with pytest.raises(ConfigError, match=variable):
-        load_config({variable: value})
+        load_config({**DEMO, variable: value})
 
 
 def test_settings_that_contradict_each_other_are_refused():
     with pytest.raises(ConfigError, match="PUSH_HISTORY_MAX"):
-        load_config({"PUSH_HISTORY_MAX": "100", "PUSH_DRAIN_BATCH": "80"})
+        load_config({**DEMO, "PUSH_HISTORY_MAX": "100", "PUSH_DRAIN_BATCH": "80"})
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({}, "PUSH_JWT_SECRET"),
+        ({"PUSH_JWT_SECRET": "short"}, "PUSH_JWT_SECRET"),
+        ({"PUSH_JWT_SECRET": SECRET, "PUSH_ALLOWED_ORIGINS": "*"}, "PUSH_ALLOWED_ORIGINS"),
+    ],
+)
+def test_production_mode_refuses_to_start_without_a_strong_secret(environ, named):
+    with pytest.raises(ConfigError, match=named):
+        load_config(environ)
+
+
+def test_production_mode_starts_with_a_secret_and_listed_origins():
+    config = load_config(
+        {"PUSH_JWT_SECRET": SECRET, "PUSH_ALLOWED_ORIGINS": "https://a.example, http://b:8080/"}
+    )
+    assert config["PUSH_ALLOWED_ORIGINS"] == ("https://a.example", "http://b:8080")
+
+
+def test_demo_mode_may_allow_every_origin():
+    assert load_config({**DEMO, "PUSH_ALLOWED_ORIGINS": "*"})["PUSH_ALLOWED_ORIGINS"] == ("*",)

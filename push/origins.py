@@ -1,0 +1,40 @@
+"""Origin checks: a page on another site may not open a user's stream.
+
+Browsers send `Origin` with every WebSocket handshake and every cross-site
+EventSource. A request without one (curl, a backend) is not a browser page
+acting for someone else, and passes. A page from the service's own host
+passes. Any other origin must be listed in PUSH_ALLOWED_ORIGINS (`*` in demo
+mode only); the rest get 403, which stops cross-site WebSocket hijacking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from flask import Request, Response
+
+from push.errors import Refusal
+
+
+def cross_origin(request: Request, allowed: Iterable[str]) -> str | None:
+    """The allowed foreign origin to answer with CORS headers; None when same-site or none.
+
+    Raises a 403 refusal for an origin that is not allowed."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return None
+    if urlsplit(origin).netloc == request.host:
+        return None
+    if origin in allowed or "*" in allowed:
+        return origin
+    raise Refusal(403, "origin_not_allowed", f"origin {origin!r} is not in PUSH_ALLOWED_ORIGINS")
+
+
+def add_cors_headers(response: Response, origin: str | None) -> Response:
+    """Let an allowed page read the response, with its cookies."""
+    if origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers.add("Vary", "Origin")
+    return response

@@ -1,0 +1,84 @@
+"""The presence registry: who is connected, counted across every worker and host.
+
+Each connection holds a lease in the user's `{mailbox}:presence` sorted set
+(connection id -> expiry). Its worker renews the leases of all its connections
+every third of a lease, so a worker that dies stops counting within one
+lease. Joining is one script that drops expired leases, checks the per-user
+limit and adds the new one, atomically; time is Redis's own, the same for
+every host.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis
+
+from push.keys import UserKeys
+from push.store import load_script
+
+_sequence = itertools.count(1)
+
+
+def new_connection_id() -> str:
+    """Unique across hosts and workers: host, pid, and a counter."""
+    return f"{socket.gethostname()}:{os.getpid()}:{next(_sequence)}"
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceCount:
+    connections: int
+    last_seen: datetime | None
+
+    @property
+    def online(self) -> bool:
+        return self.connections > 0
+
+
+class Presence:
+    def __init__(self, client: redis.Redis, *, lease_s: float, limit: int, ttl_s: int) -> None:
+        self.lease_ms = int(lease_s * 1000)
+        self.limit = limit
+        self.ttl_s = ttl_s
+        self._join = client.register_script(load_script("presence_join.lua"))
+        self._renew = client.register_script(load_script("presence_renew.lua"))
+        self._leave = client.register_script(load_script("presence_leave.lua"))
+        self._count = client.register_script(load_script("presence_count.lua"))
+        self._client = client
+
+    @property
+    def renew_every_s(self) -> float:
+        return self.lease_ms / 3000
+
+    def join(self, keys: UserKeys, connection_id: str) -> tuple[bool, int]:
+        """(joined, connections now); not joined when the user is at the limit."""
+        joined, count = self._join(
+            keys=[keys.presence, keys.state],
+            args=[connection_id, self.lease_ms, self.limit, self.ttl_s],
+        )
+        return bool(joined), int(count)
+
+    def leave(self, keys: UserKeys, connection_id: str) -> None:
+        self._leave(keys=[keys.presence, keys.state], args=[connection_id, self.ttl_s])
+
+    def renew(self, leases: dict[UserKeys, list[str]]) -> None:
+        """Renew every lease this worker holds, in one round trip."""
+        if not leases:
+            return
+        with self._client.pipeline(transaction=False) as pipe:
+            for keys, ids in leases.items():
+                self._renew(
+                    keys=[keys.presence, keys.state],
+                    args=[self.lease_ms, self.ttl_s, *ids],
+                    client=pipe,
+                )
+            pipe.execute()
+
+    def count(self, keys: UserKeys) -> PresenceCount:
+        count, last_seen = self._count(keys=[keys.presence, keys.state])
+        seen = datetime.fromtimestamp(int(last_seen) / 1000, UTC) if last_seen else None
+        return PresenceCount(int(count), seen)
