@@ -4,8 +4,12 @@ Command-line flags win over this file (`-b 0.0.0.0:9000`, `-w 4`). The
 service's own settings come from the environment; see the README's table.
 """
 
+import logging
 import multiprocessing
 import os
+import re
+
+from gunicorn.glogging import Logger
 
 
 def _int_from_env(name: str, default: int) -> int:
@@ -48,3 +52,29 @@ keepalive = 5
 # --- Control ----------------------------------------------------------------------
 # No control socket: it would be created in the working directory (the checkout).
 control_socket_disable = True
+
+# --- Logging ----------------------------------------------------------------------
+# Streams may carry a token or a ticket in their query string: no log line shows one.
+_SECRET_PARAMETER = re.compile(r"((?:^|[?&\s])(?:token|ticket)=)[^&\s\"]*", re.IGNORECASE)
+
+
+class _RedactSecrets(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _SECRET_PARAMETER.sub(r"\1[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger, with tokens and tickets cut out of error and access lines."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            if not any(isinstance(f, _RedactSecrets) for f in log.filters):
+                log.addFilter(_RedactSecrets())
+
+
+logger_class = RedactingLogger

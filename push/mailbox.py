@@ -84,7 +84,7 @@ class Mover:
                     gevent.sleep(delay * random.uniform(0.5, 1.5))
                     delay = min(delay * 2, RETRY_CAP_S)
         finally:
-            client.close()
+            self.store.close_blocking_client(client)
 
     def _step(self, client: redis.Redis) -> None:
         result = drain(self.store, self.keys, self.settings)

@@ -70,7 +70,9 @@ class Store:
         self._mark = self.redis.register_script(load_script("mark_delivered.lua"))
 
     def blocking_client(self, name: str) -> redis.Redis:
-        """A client with a connection of its own, for one mover's BLMOVE; close it after."""
+        """A client with a connection of its own, for one mover's BLMOVE.
+
+        Close it with `close_blocking_client`, which also closes the socket."""
         kwargs: dict[str, Any] = dict(self.pool.connection_kwargs)
         kwargs.update(
             socket_timeout=self.block_s + BLOCK_MARGIN_S,
@@ -80,6 +82,11 @@ class Store:
             connection_class=self.pool.connection_class, max_connections=1, **kwargs
         )
         return redis.Redis(connection_pool=pool, single_connection_client=True)
+
+    @staticmethod
+    def close_blocking_client(client: redis.Redis) -> None:
+        client.close()
+        client.connection_pool.disconnect()
 
     def pubsub(self) -> redis.client.PubSub:
         return self.redis.pubsub(ignore_subscribe_messages=True)

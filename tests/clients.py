@@ -137,12 +137,25 @@ def open_sse(
 
 
 def open_ws(
-    base_url: str, params: dict[str, str] | None = None, timeout: float = DEADLINE_S
+    base_url: str,
+    params: dict[str, str] | None = None,
+    timeout: float = DEADLINE_S,
+    headers: dict[str, str] | None = None,
 ) -> ClientConnection:
     url = base_url.replace("http://", "ws://", 1) + "/ws"
     if params:
         url += "?" + urlencode(params)
-    return connect(url, open_timeout=timeout, close_timeout=2, max_size=None, legacy=True)
+    headers = dict(headers or {})
+    origin = headers.pop("Origin", None)
+    return connect(
+        url,
+        origin=origin,
+        additional_headers=headers,
+        open_timeout=timeout,
+        close_timeout=2,
+        max_size=None,
+        legacy=True,
+    )
 
 
 def ws_frames(ws: ClientConnection, count: int, timeout: float = DEADLINE_S) -> list[dict]:

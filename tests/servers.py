@@ -28,7 +28,14 @@ def service_env(redis_url: str, **settings: str) -> dict[str, str]:
 class Gunicorn:
     """`gunicorn -c gunicorn.conf.py wsgi:app` on a free loopback port."""
 
-    def __init__(self, log_path: Path, env: dict[str, str], workers: int = 2) -> None:
+    def __init__(
+        self,
+        log_path: Path,
+        env: dict[str, str],
+        workers: int = 2,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        self.extra_args = extra_args or []
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -47,6 +54,7 @@ class Gunicorn:
             f"127.0.0.1:{self.port}",
             "-w",
             str(self.workers),
+            *self.extra_args,
             "wsgi:app",
         ]
         with open(self.log_path, "ab") as log:
