@@ -7,6 +7,7 @@ died and that no other user's mailbox or history moved.
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 
@@ -134,7 +135,20 @@ BAD_CREDENTIALS = [
     ("no sub", {"token": mint(sub=None)}, {}, 401, "missing_claim"),
     ("sub not a string", {"token": mint(sub=42)}, {}, 401, "bad_sub"),
     ("sub not a user id", {"token": mint(sub="a b")}, {}, 401, "bad_sub"),
-    ("sub with braces", {"token": mint(sub="{x}")}, {}, 401, "bad_sub"),
+    *[
+        (f"sub {name}", {"token": mint(sub=sub)}, {}, 401, "bad_sub")
+        for name, sub in [
+            ("empty", ""),
+            ("of 65 characters", "x" * 65),
+            ("with braces", "{x}"),
+            ("with a closing brace", "a}"),
+            ("a star", "*"),
+            ("with a slash", "a/b"),
+            ("dot dot", ".."),
+            ("with NUL", "a\0b"),
+            ("not ASCII", "ünï"),
+        ]
+    ],
     ("no exp", {"token": mint(exp=None)}, {}, 401, "missing_claim"),
     ("wrong audience", {"token": mint(aud="another-service")}, {}, 401, "wrong_audience"),
     ("wrong issuer", {"token": mint(iss="someone-else")}, {}, 401, "wrong_issuer"),
@@ -371,3 +385,31 @@ def _serving_pids(url, r):
     finally:
         for client in clients:
             client.close()
+
+
+@pytest.mark.browser
+def test_a_browser_event_source_opens_with_a_ticket(url, r, page):
+    """The flow the README recommends: POST /ticket with the token, then EventSource."""
+    page.goto(url + "/static/demo.css")  # any page of the service's own origin
+    ticket = page.evaluate(
+        """async (token) => {
+            const answer = await fetch("/ticket", {
+                method: "POST", headers: {Authorization: `Bearer ${token}`}});
+            const {ticket} = await answer.json();
+            window.received = [];
+            const source = new EventSource(`/stream?ticket=${ticket}`);
+            source.onmessage = (event) => window.received.push([event.lastEventId, event.data]);
+            await new Promise((resolve, reject) => {
+                source.onopen = resolve;
+                source.onerror = () => reject(new Error("EventSource failed"));
+            });
+            return ticket;
+        }""",
+        mint("browser-user"),
+    )
+    assert not r.exists(ticket_key(ticket))  # taken: a copied URL opens nothing
+    r.lpush("user_browser-user_messages", "to the browser")
+    page.wait_for_function("window.received.length === 1")
+    event_id, data = page.evaluate("window.received[0]")
+    assert data == "to the browser"
+    assert re.fullmatch(r"\d+-\d+", event_id)

@@ -1,0 +1,49 @@
+"""Properties, checked on generated inputs: framing round-trips, ids keep keys in shape."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+from sseclient import SSEClient
+
+from push.keys import InvalidUserId, user_keys, validate_user_id
+from push.sse import encode_event
+
+EVENT_IDS = st.builds(lambda ms, seq: f"{ms}-{seq}", st.integers(0, 2**63), st.integers(0, 2**63))
+
+
+def parse_with_a_standard_client(stream: bytes):
+    return list(SSEClient(iter([stream])).events())
+
+
+@given(payloads=st.lists(st.text(), min_size=1, max_size=5), ids=st.lists(EVENT_IDS, min_size=5))
+def test_any_text_round_trips_through_our_framing_and_a_standard_parser(payloads, ids):
+    stream = b"".join(encode_event(p, event_id=i) for p, i in zip(payloads, ids, strict=False))
+    events = parse_with_a_standard_client(stream)
+    # SSE's one change to a payload: every line break arrives as \n.
+    assert [event.data for event in events] == [re.sub(r"\r\n|\r", "\n", p) for p in payloads]
+    assert [event.id for event in events] == ids[: len(payloads)]
+
+
+@given(st.text(max_size=80))
+def test_no_accepted_user_id_can_change_the_shape_of_a_key(candidate):
+    try:
+        user_id = validate_user_id(candidate)
+    except InvalidUserId:
+        return
+    keys = user_keys(user_id, "user_{user_id}_messages")
+    assert keys.mailbox == f"user_{user_id}_messages"
+    assert not set("{}*?[] \t\r\n\0/") & set(keys.mailbox)
+    for key in (keys.pending, keys.history, keys.state, keys.dead, keys.wake, keys.presence):
+        tag, _, suffix = key.partition("}")
+        assert tag == "{" + keys.mailbox  # the hash tag is the whole mailbox name
+        assert suffix in {":pending", ":history", ":state", ":dead", ":wake", ":presence"}
+
+
+@given(st.from_regex(r"[A-Za-z0-9_.:-]{1,64}", fullmatch=True))
+def test_every_id_of_the_documented_alphabet_is_accepted_except_dot_segments(user_id):
+    if user_id in {".", ".."}:
+        return
+    assert validate_user_id(user_id) == user_id
