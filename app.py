@@ -11,7 +11,6 @@ from gevent import monkey
 monkey.patch_all()
 
 import os  # noqa: E402
-import shutil  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -19,7 +18,7 @@ from gevent.pywsgi import WSGIServer  # noqa: E402
 
 from push import create_app  # noqa: E402
 from push.config import ConfigError  # noqa: E402
-from push.redis_server import RedisServer, RedisServerError, find_cli_binary  # noqa: E402
+from push.redis_server import RedisServer, RedisServerError  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 #: The private Redis's fixed port, so a second terminal can reach it; 0 picks a free one.
@@ -34,11 +33,13 @@ def private_redis() -> RedisServer:
 
 
 def how_to_send(redis_url: str, port: int) -> str:
-    lines = [f"push demo: http://127.0.0.1:{port}/", "", "Send a message to user 42:"]
-    cli = find_cli_binary()
-    if cli:
-        name = "redis-cli" if shutil.which("redis-cli") == cli else cli
-        lines.append(f"  {name} -u {redis_url} LPUSH user_42_messages hello")
+    lines = [
+        f"push demo: http://127.0.0.1:{port}/",
+        "",
+        "Send a message to user 42:",
+        f"  REDIS_URL={redis_url} PUSH_DEMO=1 .venv/bin/flask --app wsgi push send 42 hello",
+        "(or any producer: LPUSH user_42_messages hello on that Redis)",
+    ]
     lines += [
         f"  curl -X POST -H 'Content-Type: application/json' "
         f'-d \'{{"user_id": "42", "data": "hello"}}\' http://127.0.0.1:{port}/demo/send',

@@ -9,12 +9,15 @@ from typing import Any
 
 from flask import Flask
 
-from push import auth, demo, errors, stream, ws
+from push import api, auth, cli, demo, errors, stream, ws
 from push.config import DeliverySettings, check_consistency, parse_environ
 from push.hub import Hub
 from push.presence import Presence
+from push.publishing import PublishError, publish, publish_many
 from push.store import Store
 from push.tokens import TokenSettings
+
+__all__ = ["PublishError", "create_app", "publish", "publish_many"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,11 +62,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["push.hub"] = Hub(store, settings, presence)
 
     errors.init_app(app)
+    app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(stream.bp)
     app.register_blueprint(ws.bp)
     ws.sock.init_app(app)
     app.register_blueprint(demo.bp)
+    app.cli.add_command(cli.push)
     init_logging()
     return app
 

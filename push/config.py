@@ -42,6 +42,8 @@ DEFAULT_JWT_ALGORITHMS = ("HS256",)
 ALLOWED_JWT_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 #: HS256 keys shorter than the hash are guessable offline (RFC 7518 section 3.2).
 MIN_JWT_SECRET_BYTES = 32
+#: API keys are bearer secrets: long enough not to be guessed online.
+MIN_API_KEY_CHARS = 16
 #: Clock skew tolerated between the token's issuer and this service.
 DEFAULT_JWT_LEEWAY_S = 5
 #: Where a page keeps its token for EventSource, which cannot set headers (HttpOnly).
@@ -50,6 +52,8 @@ DEFAULT_TOKEN_COOKIE = "push_token"
 DEFAULT_TICKET_TTL_S = 30
 #: Twenty tabs of one user is generous; more is a bug or an abuse.
 DEFAULT_MAX_CONNECTIONS_PER_USER = 20
+#: Publish API calls per second per API key; 0 turns the limit off.
+DEFAULT_API_RATE = 0
 #: A connection's presence lease; renewed every third of it, so a dead worker's
 #: connections stop counting within this many seconds.
 DEFAULT_PRESENCE_LEASE_S = 60
@@ -98,6 +102,14 @@ def _text(name: str, raw: str) -> str:
 
 def _optional_text(name: str, raw: str) -> str | None:
     return raw.strip() or None
+
+
+def _keys(name: str, raw: str) -> tuple[str, ...]:
+    keys = tuple(part.strip() for part in raw.split(",") if part.strip())
+    short = [key for key in keys if len(key) < MIN_API_KEY_CHARS]
+    if short:
+        raise ConfigError(f"{name}: each key needs at least {MIN_API_KEY_CHARS} characters")
+    return keys
 
 
 def _algorithms(name: str, raw: str) -> tuple[str, ...]:
@@ -166,6 +178,8 @@ SETTINGS: dict[str, tuple[str, Callable[[str, str], Any], Any]] = {
         _number(int, 1, 100_000),
         DEFAULT_MAX_CONNECTIONS_PER_USER,
     ),
+    "PUSH_API_KEY": ("PUSH_API_KEY", _keys, ()),
+    "PUSH_API_RATE": ("PUSH_API_RATE", _number(int, 0, 1_000_000), DEFAULT_API_RATE),
     "PUSH_PRESENCE_LEASE_S": (
         "PUSH_PRESENCE_LEASE_S",
         _number(float, 1, 3600),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
 
 
 class Refusal(Exception):
@@ -26,12 +29,13 @@ def refusal_response(refusal: Refusal) -> Response:
     return response
 
 
+def http_exception_response(exception: HTTPException) -> Response:
+    """Werkzeug's own errors (404, 405, ...) in the same JSON shape."""
+    error = re.sub(r"[^a-z]+", "_", (exception.name or "error").lower()).strip("_")
+    refusal = Refusal(exception.code or 500, error, exception.description or "")
+    return refusal_response(refusal)
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(Refusal, refusal_response)
-    for status, error in ((404, "not_found"), (405, "method_not_allowed")):
-        app.register_error_handler(
-            status,
-            lambda exc, status=status, error=error: refusal_response(
-                Refusal(status, error, exc.description)
-            ),
-        )
+    app.register_error_handler(HTTPException, http_exception_response)

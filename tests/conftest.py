@@ -15,6 +15,8 @@ from servers import Gunicorn, service_env
 from push.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Two keys, as during a rotation: both open the publish API.
+API_KEYS = ("old-key-0123456789abcdef", "new-key-0123456789abcdef")
 #: Screenshots and other files a person may want to look at after a run.
 OUTPUT = ROOT / "test-output"
 
@@ -40,9 +42,11 @@ def r(redis_server: RedisServer) -> Iterator[redis.Redis]:
 def service(
     redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gunicorn]:
-    """The app under gunicorn with 2 gevent workers, in demo mode, 1 s heartbeat."""
+    """The app under gunicorn with 2 gevent workers, in demo mode, 1 s heartbeat, the API on."""
     log_path = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    env = service_env(redis_server.url, PUSH_DEMO="1", PUSH_HEARTBEAT_S="1")
+    env = service_env(
+        redis_server.url, PUSH_DEMO="1", PUSH_HEARTBEAT_S="1", PUSH_API_KEY=",".join(API_KEYS)
+    )
     server = Gunicorn(log_path, env).start()
     yield server
     server.stop()

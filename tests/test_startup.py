@@ -137,7 +137,8 @@ def test_app_py_starts_a_private_redis_and_serves_the_demo(tmp_path):
             what="app.py to print how to send",
         )
         printed = log.read_text()
-        assert f"-u redis://127.0.0.1:{redis_port}/0 LPUSH user_42_messages hello" in printed
+        send = f"REDIS_URL=redis://127.0.0.1:{redis_port}/0 PUSH_DEMO=1 .venv/bin/flask --app wsgi"
+        assert f"{send} push send 42 hello" in printed
         assert f"http://127.0.0.1:{port}/" in printed
         with urllib.request.urlopen(base_url + "/", timeout=10) as page:
             assert b"push" in page.read()

@@ -1,0 +1,161 @@
+"""The publish API's OpenAPI 3.1 document, served at /api/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from push.keys import USER_ID_PATTERN
+
+MAX_USERS_PER_CALL = 1000
+
+_USER_ID = {"type": "string", "pattern": f"^{USER_ID_PATTERN.pattern}$"}
+_ERROR = {
+    "type": "object",
+    "required": ["error", "detail"],
+    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+_COMMON_ERRORS = {
+    "401": _error("No API key, or a wrong one"),
+    "429": _error("Over PUSH_API_RATE calls a second for this key"),
+    "503": _error("Redis did not answer"),
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "push publish API",
+            "version": "1",
+            "description": (
+                "Queue messages for users' browser tabs. Each call LPUSHes to "
+                "user_<id>_messages, exactly as any producer may do directly."
+            ),
+        },
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": _ERROR,
+                "PublishOne": {
+                    "type": "object",
+                    "required": ["user_id", "data"],
+                    "properties": {"user_id": _USER_ID, "data": {}},
+                    "additionalProperties": False,
+                },
+                "PublishMany": {
+                    "type": "object",
+                    "required": ["user_ids", "data"],
+                    "properties": {
+                        "user_ids": {
+                            "type": "array",
+                            "items": _USER_ID,
+                            "minItems": 1,
+                            "maxItems": MAX_USERS_PER_CALL,
+                        },
+                        "data": {},
+                    },
+                    "additionalProperties": False,
+                },
+                "Queued": {
+                    "type": "object",
+                    "required": ["queued", "online"],
+                    "properties": {
+                        "queued": {"type": "integer", "minimum": 0},
+                        "online": {
+                            "type": "object",
+                            "additionalProperties": {"type": "integer", "minimum": 0},
+                        },
+                    },
+                },
+                "Presence": {
+                    "type": "object",
+                    "required": ["online", "connections", "last_seen"],
+                    "properties": {
+                        "online": {"type": "boolean"},
+                        "connections": {"type": "integer", "minimum": 0},
+                        "last_seen": {"type": ["string", "null"], "format": "date-time"},
+                    },
+                },
+            },
+        },
+        "security": [{"apiKey": []}],
+        "paths": {
+            "/api/publish": {
+                "post": {
+                    "summary": "Queue one message for one user or for many",
+                    "description": (
+                        "`data` is delivered verbatim if it is a string, else as compact "
+                        "JSON. With an Idempotency-Key, a repeat within 24 h queues nothing "
+                        "and answers what the first call answered."
+                    ),
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        {"$ref": "#/components/schemas/PublishOne"},
+                                        {"$ref": "#/components/schemas/PublishMany"},
+                                    ]
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": {
+                            "description": "Queued; `online` counts each user's connections",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Queued"}
+                                }
+                            },
+                        },
+                        "400": _error("Bad JSON, a bad user id or a bad Idempotency-Key"),
+                        "409": _error("A call with this Idempotency-Key is still running"),
+                        "413": _error("The message is larger than PUSH_MAX_MESSAGE_BYTES"),
+                        "415": _error("The body is not application/json"),
+                        "422": _error("The body does not fit the schema, or the key was reused"),
+                        **_COMMON_ERRORS,
+                    },
+                }
+            },
+            "/api/users/{user_id}/presence": {
+                "get": {
+                    "summary": "Is the user online, on how many connections, seen when",
+                    "parameters": [
+                        {"name": "user_id", "in": "path", "required": True, "schema": _USER_ID}
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The user's presence",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Presence"}
+                                }
+                            },
+                        },
+                        "400": _error("Not a user id"),
+                        "404": _error("No such path (a user id of dots is a path segment)"),
+                        **_COMMON_ERRORS,
+                    },
+                }
+            },
+        },
+    }
