@@ -69,6 +69,8 @@ def main() -> int:
         print(f"push: {error}", file=sys.stderr)
         return 1
     print(how_to_send(os.environ["REDIS_URL"], port), flush=True)
+    if not app.config["PUSH_API_KEY"]:
+        print("push: the publish API is off: set PUSH_API_KEY to turn it on", flush=True)
     try:
         WSGIServer(("127.0.0.1", port), app).serve_forever()
     except KeyboardInterrupt:

@@ -53,6 +53,15 @@ keepalive = 5
 # No control socket: it would be created in the working directory (the checkout).
 control_socket_disable = True
 
+# --- Hooks ------------------------------------------------------------------------
+
+
+def when_ready(server):
+    """Said once, by the master, rather than once per worker."""
+    if not os.environ.get("PUSH_API_KEY", "").strip():
+        server.log.info("publish API is off (/api answers 404): set PUSH_API_KEY to turn it on")
+
+
 # --- Logging ----------------------------------------------------------------------
 # Streams may carry a token or a ticket in their query string: no log line shows one.
 _SECRET_PARAMETER = re.compile(r"((?:^|[?&\s])(?:token|ticket)=)[^&\s\"]*", re.IGNORECASE)

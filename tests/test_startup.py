@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 import redis
 from clients import open_sse, open_ws, wait_until, ws_frames
-from servers import ROOT, service_env
+from servers import ROOT, Gunicorn, service_env
 
 from push import create_app
 from push.redis_server import free_port
@@ -30,6 +30,12 @@ def check_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         timeout=60,
         stdin=subprocess.DEVNULL,
     )
+
+
+def test_without_an_api_key_start_up_says_the_api_is_off_once(redis_server, tmp_path):
+    server = Gunicorn(tmp_path / "log", service_env(redis_server.url, PUSH_DEMO="1")).start()
+    server.stop()
+    assert server.log().count("publish API is off") == 1
 
 
 def test_gunicorn_accepts_the_config_and_imports_the_app_without_connecting():
