@@ -8,6 +8,9 @@ import logging
 import multiprocessing
 import os
 import re
+import shutil
+import signal
+import tempfile
 
 from gunicorn.glogging import Logger
 
@@ -56,10 +59,49 @@ control_socket_disable = True
 # --- Hooks ------------------------------------------------------------------------
 
 
+_created_metrics_dir = []
+
+
+def on_starting(server):
+    """Give the workers a fresh directory for their metrics (never inside the checkout)."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="push-metrics-")
+        _created_metrics_dir.append(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
 def when_ready(server):
     """Said once, by the master, rather than once per worker."""
     if not os.environ.get("PUSH_API_KEY", "").strip():
         server.log.info("publish API is off (/api answers 404): set PUSH_API_KEY to turn it on")
+
+
+def post_worker_init(worker):
+    """On SIGTERM, close every stream with "come back later" before gunicorn drains.
+
+    gunicorn's own handler only stops the accept loop; streams would otherwise hold the
+    worker until the graceful timeout and then be cut without a word."""
+    import gevent
+
+    hub = worker.wsgi.extensions["push.hub"]
+    stop_accepting = worker.handle_exit
+
+    def handle_exit(signum, frame):
+        stop_accepting(signum, frame)
+        gevent.spawn(hub.shut_down)
+
+    signal.signal(signal.SIGTERM, handle_exit)
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges must stop counting."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    for directory in _created_metrics_dir:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 # --- Logging ----------------------------------------------------------------------

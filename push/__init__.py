@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import redis
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from push import api, auth, cli, demo, errors, stream, ws
+from push import api, auth, cli, demo, errors, health, stream, ws
 from push.config import DeliverySettings, check_consistency, parse_environ
 from push.hub import Hub
 from push.presence import Presence
@@ -60,8 +63,21 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["push.presence"] = presence
     app.extensions["push.tokens"] = TokenSettings.from_config(app.config)
     app.extensions["push.hub"] = Hub(store, settings, presence)
+    app.extensions["push.ready_redis"] = redis.Redis.from_url(
+        app.config["REDIS_URL"],
+        socket_timeout=health.READY_TIMEOUT_S,
+        socket_connect_timeout=health.READY_TIMEOUT_S,
+        max_connections=4,
+    )
+    proxies = app.config["PUSH_TRUSTED_PROXIES"]
+    if proxies:
+        # Only behind that many proxies of ours may X-Forwarded-* be believed.
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies
+        )
 
     errors.init_app(app)
+    app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(stream.bp)
@@ -69,18 +85,38 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     ws.sock.init_app(app)
     app.register_blueprint(demo.bp)
     app.cli.add_command(cli.push)
-    init_logging()
+    init_logging(app.config["PUSH_LOG_FORMAT"])
     return app
 
 
-def init_logging() -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def init_logging(log_format: str) -> None:
     """The service's own lines (connections, dead letters, Redis errors) go to stderr."""
     logger = logging.getLogger("push")
     if not logger.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
-        )
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
+    formatter = (
+        JsonFormatter()
+        if log_format == "json"
+        else logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+    )
+    for handler in logger.handlers:
+        handler.setFormatter(formatter)

@@ -17,6 +17,7 @@ from flask import Request, current_app, g
 from push.errors import Refusal
 from push.identity import identify
 from push.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
+from push.metrics import REDIS_ERRORS
 from push.origins import cross_origin
 from push.presence import Presence, new_connection_id
 from push.store import Store
@@ -29,8 +30,9 @@ START_OF_HISTORY = "0-0"
 LIMIT_RETRY_AFTER_S = 10
 
 
-class RedisUnavailable(Exception):
-    """Redis did not answer while a stream was being admitted."""
+class Unavailable(Exception):
+    """This worker cannot take a stream now (Redis did not answer, or it is shutting down);
+    the client should come back shortly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +58,12 @@ def requested_cursor(request: Request) -> str | None:
 
 
 def admit(request: Request) -> Admission:
-    """Admit a stream request, or raise Refusal / RedisUnavailable.
+    """Admit a stream request, or raise Refusal / Unavailable.
 
     Sets `g.cors_origin` (for the response's CORS headers) and `g.admission`."""
     config = current_app.config
+    if current_app.extensions["push.hub"].draining:
+        raise Unavailable("this worker is shutting down")
     g.cors_origin = cross_origin(request, config["PUSH_ALLOWED_ORIGINS"])
     cursor = requested_cursor(request)
     store: Store = current_app.extensions["push.store"]
@@ -79,7 +83,8 @@ def admit(request: Request) -> Admission:
             )
         mark = store.delivered_mark(keys)
     except (redis.ConnectionError, redis.TimeoutError) as error:
-        raise RedisUnavailable(str(error)) from error
+        REDIS_ERRORS.labels("admission").inc()
+        raise Unavailable("redis is unavailable") from error
     g.admission = Admission(user_id, keys, cursor or mark or START_OF_HISTORY, connection_id)
     return g.admission
 

@@ -54,6 +54,9 @@ DEFAULT_TICKET_TTL_S = 30
 DEFAULT_MAX_CONNECTIONS_PER_USER = 20
 #: Publish API calls per second per API key; 0 turns the limit off.
 DEFAULT_API_RATE = 0
+#: Seconds over which clients are told to come back after a restart, so they do not all
+#: reconnect in the same second.
+DEFAULT_RECONNECT_SPREAD_S = 5.0
 #: A connection's presence lease; renewed every third of it, so a dead worker's
 #: connections stop counting within this many seconds.
 DEFAULT_PRESENCE_LEASE_S = 60
@@ -102,6 +105,16 @@ def _text(name: str, raw: str) -> str:
 
 def _optional_text(name: str, raw: str) -> str | None:
     return raw.strip() or None
+
+
+def _choice(*choices: str) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+        return value
+
+    return parse
 
 
 def _keys(name: str, raw: str) -> tuple[str, ...]:
@@ -180,6 +193,14 @@ SETTINGS: dict[str, tuple[str, Callable[[str, str], Any], Any]] = {
     ),
     "PUSH_API_KEY": ("PUSH_API_KEY", _keys, ()),
     "PUSH_API_RATE": ("PUSH_API_RATE", _number(int, 0, 1_000_000), DEFAULT_API_RATE),
+    "PUSH_METRICS_TOKEN": ("PUSH_METRICS_TOKEN", _optional_text, None),
+    "PUSH_LOG_FORMAT": ("PUSH_LOG_FORMAT", _choice("text", "json"), "text"),
+    "PUSH_RECONNECT_SPREAD_S": (
+        "PUSH_RECONNECT_SPREAD_S",
+        _number(float, 0, 600),
+        DEFAULT_RECONNECT_SPREAD_S,
+    ),
+    "PUSH_TRUSTED_PROXIES": ("PUSH_TRUSTED_PROXIES", _number(int, 0, 10), 0),
     "PUSH_PRESENCE_LEASE_S": (
         "PUSH_PRESENCE_LEASE_S",
         _number(float, 1, 3600),
@@ -243,6 +264,7 @@ class DeliverySettings:
     outbox_max: int
     drain_batch: int
     retry_ms: int
+    reconnect_spread_s: float
 
     @property
     def window(self) -> int:
@@ -261,4 +283,5 @@ class DeliverySettings:
             outbox_max=config["PUSH_OUTBOX_MAX"],
             drain_batch=config["PUSH_DRAIN_BATCH"],
             retry_ms=config["PUSH_RETRY_MS"],
+            reconnect_spread_s=config["PUSH_RECONNECT_SPREAD_S"],
         )

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from gevent.event import Event
 
 from push.keys import parse_event_id
+from push.metrics import DELIVERED, DELIVERY_SECONDS, RESETS
 from push.store import Entry
 
 OUTBOX_FULL = "outbox full"
 CLIENT_LEFT = "client left"
+SERVICE_RESTART = "service restart"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,10 @@ class Connection:
         self.closed_reason: str | None = None
         self._outbox: deque[Entry | Reset] = deque()
         self._ready = Event()
+
+    @property
+    def age_s(self) -> float:
+        return time.monotonic() - self.opened_at
 
     @property
     def closed(self) -> bool:
@@ -102,6 +108,10 @@ class Connection:
                 return
             yield batch
             entries = [item for item in batch if isinstance(item, Entry)]
+            if len(entries) < len(batch):
+                RESETS.inc(len(batch) - len(entries))
             if entries:
                 self.sent += len(entries)
+                DELIVERED.labels(self.transport).inc(len(entries))
+                DELIVERY_SECONDS.observe(max(0.0, time.time() - entries[0].key[0] / 1000))
                 written(entries[-1])

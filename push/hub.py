@@ -26,9 +26,10 @@ from gevent.event import Event
 from gevent.lock import Semaphore
 
 from push.config import DeliverySettings
-from push.connection import Connection
+from push.connection import SERVICE_RESTART, Connection
 from push.keys import UserKeys, user_keys
 from push.mailbox import RETRY_CAP_S, RETRY_FIRST_S, Mover
+from push.metrics import ACTIVE_USERS, REDIS_ERRORS
 from push.presence import Presence
 from push.store import Entry, Store
 
@@ -63,6 +64,7 @@ class UserChannel:
         try:
             self.store.mark_delivered(self.keys, entry, self.settings.history_ttl_s)
         except (redis.ConnectionError, redis.TimeoutError) as error:
+            REDIS_ERRORS.labels("mark").inc()
             log.warning(
                 "redis error marking delivered mailbox=%s error=%s", self.keys.mailbox, error
             )
@@ -82,6 +84,7 @@ class UserChannel:
                 delay = RETRY_FIRST_S
             except Exception as error:
                 if isinstance(error, redis.ConnectionError | redis.TimeoutError):
+                    REDIS_ERRORS.labels("pump").inc()
                     log.warning(
                         "redis error reading history mailbox=%s error=%s", self.keys.mailbox, error
                     )
@@ -114,6 +117,15 @@ class Hub:
         self._pubsub: redis.client.PubSub | None = None
         self._subscription_lock = Semaphore()
         self._pid: int | None = None
+        #: Set when the worker is shutting down: new streams are turned away.
+        self.draining = False
+
+    def shut_down(self) -> None:
+        """Turn new streams away and ask every open one to close, clients to come back."""
+        self.draining = True
+        for channel in list(self.users.values()):
+            for connection in list(channel.connections):
+                connection.close(SERVICE_RESTART)
 
     def attach(self, connection: Connection) -> UserChannel:
         """Register a connection; starts the user's channel if it is the first here."""
@@ -123,6 +135,7 @@ class Hub:
             keys = user_keys(connection.user_id, self.settings.mailbox_template)
             channel = UserChannel(keys, self.store, self.settings)
             self.users[connection.user_id] = channel
+            ACTIVE_USERS.inc()
             self._by_wake[keys.wake.encode()] = channel
             self._set_subscription(connection.user_id, keys.wake)
         channel.connections.add(connection)
@@ -139,6 +152,7 @@ class Hub:
             return
         del self.users[connection.user_id]
         del self._by_wake[channel.keys.wake.encode()]
+        ACTIVE_USERS.dec()
         channel.stop()
         self._set_subscription(connection.user_id, channel.keys.wake)
 
@@ -178,6 +192,7 @@ class Hub:
             try:
                 self.presence.renew(leases)
             except (redis.ConnectionError, redis.TimeoutError) as error:
+                REDIS_ERRORS.labels("presence").inc()
                 log.warning("redis error renewing presence error=%s", error)
 
     def _subscribe_all(self) -> None:
@@ -197,6 +212,7 @@ class Hub:
                 message = self._pubsub.get_message(timeout=self.settings.heartbeat_s)
                 delay = RETRY_FIRST_S
             except (redis.ConnectionError, redis.TimeoutError) as error:
+                REDIS_ERRORS.labels("subscriber").inc()
                 log.warning("redis error in wake subscriber error=%s", error)
                 gevent.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, RETRY_CAP_S)

@@ -25,6 +25,7 @@ from gevent.event import Event
 
 from push.config import DeliverySettings
 from push.keys import UserKeys
+from push.metrics import DEAD_LETTERS, MOVED, REDIS_ERRORS
 from push.store import DrainResult, Store
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,10 @@ def drain(store: Store, keys: UserKeys, settings: DeliverySettings) -> DrainResu
         ttl_s=settings.history_ttl_s,
         max_message_bytes=settings.max_message_bytes,
     )
+    if result.moved:
+        MOVED.inc(result.moved)
+    if result.dead:
+        DEAD_LETTERS.inc(result.dead)
     for reason in result.dead_reasons:
         log.warning("dead letter mailbox=%s reason=%s moved to %s", keys.mailbox, reason, keys.dead)
     return result
@@ -78,6 +83,7 @@ class Mover:
                     delay = RETRY_FIRST_S
                 except Exception as error:
                     if isinstance(error, redis.ConnectionError | redis.TimeoutError):
+                        REDIS_ERRORS.labels("mover").inc()
                         log.warning("redis error mailbox=%s error=%s", self.keys.mailbox, error)
                     else:
                         log.exception("mover failed mailbox=%s", self.keys.mailbox)

@@ -8,11 +8,13 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, g, request
 
-from push.admission import Admission, RedisUnavailable, admit, release, release_unless_taken
+from push.admission import Admission, Unavailable, admit, release, release_unless_taken
 from push.config import DeliverySettings
-from push.connection import CLIENT_LEFT, Connection, Reset
+from push.connection import CLIENT_LEFT, SERVICE_RESTART, Connection, Reset
+from push.errors import Refusal
 from push.hangup import watch_for_hangup
 from push.hub import Hub
+from push.metrics import CONNECTIONS, OPEN_CONNECTIONS, RESULT_BY_STATUS
 from push.origins import add_cors_headers
 from push.sse import encode_comment, encode_event, encode_retry
 from push.store import Entry
@@ -43,12 +45,16 @@ def admit_stream() -> Response | None:
     settings: DeliverySettings = current_app.extensions["push.settings"]
     try:
         admit(request)
-    except RedisUnavailable:
+    except Unavailable as why:
         # Never a 503: a native EventSource would give up for good. 200, retry, close.
+        CONNECTIONS.labels("sse", "unavailable").inc()
         body = jittered_retry(settings.retry_ms) + encode_comment(
-            "redis is unavailable; reconnect after the retry delay"
+            f"{why}; reconnect after the retry delay"
         )
         return Response(body, mimetype="text/event-stream", headers=HEADERS)
+    except Refusal as refusal:
+        CONNECTIONS.labels("sse", RESULT_BY_STATUS.get(refusal.status, "rejected")).inc()
+        raise
     return None
 
 
@@ -72,12 +78,20 @@ def stream() -> Response:
     )
     channel = hub.attach(connection)
     watcher = watch_for_hangup(request.environ, lambda: connection.close(CLIENT_LEFT))
+    CONNECTIONS.labels("sse", "accepted").inc()
+    OPEN_CONNECTIONS.labels("sse").inc()
     log.info("connection opened user=%s transport=sse", admission.user_id)
 
     def events() -> Iterator[bytes]:
         yield jittered_retry(settings.retry_ms) + encode_comment("connected")
         for batch in connection.batches(settings.heartbeat_s, channel.written):
             yield frame(batch) if batch else KEEPALIVE
+        if connection.closed_reason == SERVICE_RESTART:
+            # Spread the reconnects of every client of this worker over a few seconds.
+            spread_ms = max(100, int(settings.reconnect_spread_s * 1000))
+            yield encode_retry(random.randint(100, spread_ms)) + encode_comment(
+                "service restart; reconnect after the retry delay"
+            )
 
     def close() -> None:
         if watcher is not None:
@@ -85,9 +99,11 @@ def stream() -> Response:
         connection.close(CLIENT_LEFT)
         hub.detach(connection)
         release(admission, presence)
+        OPEN_CONNECTIONS.labels("sse").dec()
         log.info(
-            "connection closed user=%s transport=sse messages=%d reason=%s",
+            "connection closed user=%s transport=sse duration=%.1fs messages=%d reason=%s",
             connection.user_id,
+            connection.age_s,
             connection.sent,
             connection.closed_reason,
         )

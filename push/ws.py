@@ -14,22 +14,25 @@ from gevent.lock import Semaphore
 from simple_websocket import ConnectionClosed, Server
 from wsproto.events import CloseConnection, TextMessage
 
-from push.admission import Admission, RedisUnavailable, admit, release, release_unless_taken
+from push.admission import Admission, Unavailable, admit, release, release_unless_taken
 from push.config import DeliverySettings
-from push.connection import CLIENT_LEFT, Connection, Reset
+from push.connection import CLIENT_LEFT, OUTBOX_FULL, SERVICE_RESTART, Connection, Reset
 from push.errors import Refusal
 from push.hub import Hub
 from push.keys import InvalidEventId, parse_event_id
+from push.metrics import CONNECTIONS, OPEN_CONNECTIONS, RESULT_BY_STATUS
 from push.store import Entry
 
 bp = Blueprint("ws", __name__)
 sock = Sock()
 log = logging.getLogger(__name__)
 
-#: Close codes. 1011: the server failed. The 4xxx codes echo the HTTP status of the
-#: same complaint: 4400 a frame we do not understand, 4408 a client that read too slowly
-#: (it resumes by id), 4413 a frame too large, 4415 a binary frame.
+#: Close codes. 1011: the server failed; 1012: the service restarts (come back). The 4xxx
+#: codes echo the HTTP status of the same complaint: 4400 a frame we do not understand,
+#: 4408 a client that read too slowly (it resumes by id), 4413 a frame too large, 4415 a
+#: binary frame.
 CLOSE_INTERNAL_ERROR = 1011
+CLOSE_SERVICE_RESTART = 1012
 CLOSE_BAD_FRAME = 4400
 CLOSE_TOO_SLOW = 4408
 CLOSE_TOO_LARGE = 4413
@@ -122,10 +125,12 @@ def read_client(ws: Server, connection: Connection) -> None:
 def admit_websocket() -> None:
     try:
         admit(request)
-    except RedisUnavailable:
-        raise Refusal(
-            503, "redis_unavailable", "redis did not answer; try again", {"Retry-After": "2"}
-        ) from None
+    except Unavailable as why:
+        CONNECTIONS.labels("ws", "unavailable").inc()
+        raise Refusal(503, "unavailable", f"{why}; try again", {"Retry-After": "2"}) from None
+    except Refusal as refusal:
+        CONNECTIONS.labels("ws", RESULT_BY_STATUS.get(refusal.status, "rejected")).inc()
+        raise
 
 
 bp.teardown_request(release_unless_taken)
@@ -154,21 +159,27 @@ def serve(ws: Server) -> None:
     )
     channel = hub.attach(connection)
     reader = gevent.spawn(read_client, ws, connection)
+    CONNECTIONS.labels("ws", "accepted").inc()
+    OPEN_CONNECTIONS.labels("ws").inc()
     log.info("connection opened user=%s transport=ws", admission.user_id)
     try:
         for batch in connection.batches(settings.heartbeat_s, channel.written):
             if batch:
                 send_batch(ws, batch)
-        if connection.closed_reason != CLIENT_LEFT:
-            close(ws, CLOSE_TOO_SLOW, connection.closed_reason or "closed")
+        if connection.closed_reason == SERVICE_RESTART:
+            close(ws, CLOSE_SERVICE_RESTART, SERVICE_RESTART)
+        elif connection.closed_reason == OUTBOX_FULL:
+            close(ws, CLOSE_TOO_SLOW, OUTBOX_FULL)
     finally:
         connection.close(CLIENT_LEFT)
         reader.kill(block=True)
         hub.detach(connection)
         release(admission, current_app.extensions["push.presence"])
+        OPEN_CONNECTIONS.labels("ws").dec()
         log.info(
-            "connection closed user=%s transport=ws messages=%d reason=%s",
+            "connection closed user=%s transport=ws duration=%.1fs messages=%d reason=%s",
             connection.user_id,
+            connection.age_s,
             connection.sent,
             connection.closed_reason,
         )
