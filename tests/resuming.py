@@ -1,0 +1,119 @@
+"""Clients that reconnect by themselves and resume by event id, as browsers do.
+
+Each runs in a thread, records every payload it receives (deduplicated by event
+id, as a page would) and counts its reconnects. Payloads are sequence numbers,
+so a test can say exactly what is missing, duplicated or out of order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import threading
+import time
+
+from clients import open_sse, open_ws
+
+#: Seconds between a dropped connection and the next attempt (a browser waits `retry:`).
+RECONNECT_DELAY_S = 0.2
+
+
+class ResumingClient(threading.Thread):
+    def __init__(self, base_url: str, user_id: str, transport: str) -> None:
+        super().__init__(daemon=True)
+        self.base_url = base_url
+        self.user_id = user_id
+        self.transport = transport
+        self.last_id: str | None = None
+        self.received: list[str] = []
+        self.seen_ids: set[str] = set()
+        self.duplicates = 0
+        self.reconnects = 0
+        self.close_codes: list[int] = []
+        self.refusals: list[int] = []
+        self._stop_event = threading.Event()
+        self._current = None
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                if self.transport == "sse":
+                    self._read_sse()
+                else:
+                    self._read_ws()
+            except Exception:  # any drop: come back, as a browser does
+                pass
+            if not self._stop_event.is_set():
+                self.reconnects += 1
+                self._stop_event.wait(RECONNECT_DELAY_S)
+
+    def _record(self, event_id: str, data: str) -> None:
+        if event_id in self.seen_ids:
+            self.duplicates += 1
+            return
+        self.seen_ids.add(event_id)
+        self.last_id = event_id
+        self.received.append(data)
+
+    def _read_sse(self) -> None:
+        headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
+        stream = open_sse(self.base_url, {"user_id": self.user_id}, headers, timeout=5)
+        self._current = stream
+        try:
+            if stream.status != 200:
+                self.refusals.append(stream.status)
+                return
+            while not self._stop_event.is_set():
+                event = stream.next_event(timeout=3600)
+                if event.event == "message":
+                    self._record(event.id, event.data)
+        finally:
+            stream.close()
+
+    def _read_ws(self) -> None:
+        params = {"user_id": self.user_id}
+        if self.last_id:
+            params["last_event_id"] = self.last_id
+        try:
+            ws = open_ws(self.base_url, params, timeout=5)
+        except Exception as error:
+            status = getattr(getattr(error, "response", None), "status_code", None)
+            if status:
+                self.refusals.append(status)
+            raise
+        self._current = ws
+        try:
+            while not self._stop_event.is_set():
+                try:
+                    frame = json.loads(ws.recv())
+                except Exception:
+                    if ws.close_code is not None:
+                        self.close_codes.append(ws.close_code)
+                    raise
+                if "data" in frame:
+                    self._record(frame["id"], frame["data"])
+        finally:
+            ws.close()
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return len(self.received) >= count
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        current = self._current
+        if current is not None:
+            with contextlib.suppress(Exception):
+                current.close()
+        self.join(timeout=10)
+
+
+def sequence_problems(received: list[str], expected: int) -> dict[str, list[int]]:
+    """What is wrong with a run of sequence numbers 0..expected-1: missing, out of order."""
+    numbers = [int(payload) for payload in received]
+    missing = sorted(set(range(expected)) - set(numbers))
+    out_of_order = [b for a, b in itertools.pairwise(numbers) if b <= a]
+    return {"missing": missing, "out_of_order": out_of_order}

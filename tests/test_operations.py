@@ -1,0 +1,342 @@
+"""Running it like a production service: metrics, readiness, Redis outages, restarts, nginx.
+
+Each test here gets its own Redis (with an append-only file) and its own gunicorn,
+because each one stops, kills or restarts something.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import redis
+from clients import open_sse, open_ws, wait_until, ws_frames
+from prometheus_client.parser import text_string_to_metric_families
+from resuming import ResumingClient, sequence_problems
+from servers import ROOT, Gunicorn, service_env
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from push import create_app
+from push.redis_server import RedisServer, free_port
+
+pytestmark = pytest.mark.e2e
+
+METRICS_TOKEN = "metrics-token-for-tests"
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    server = RedisServer(
+        tmp_path / "redis", appendonly=True, extra_args=("--appendfsync", "always")
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_service(own_redis, tmp_path):
+    env = service_env(
+        own_redis.url,
+        PUSH_DEMO="1",
+        PUSH_HEARTBEAT_S="1",
+        PUSH_METRICS_TOKEN=METRICS_TOKEN,
+        PUSH_RECONNECT_SPREAD_S="1",
+    )
+    server = Gunicorn(tmp_path / "gunicorn.log", env).start()
+    yield server
+    server.stop()
+
+
+def restart_redis(server: RedisServer, how: str) -> None:
+    """Stop Redis (SHUTDOWN, which writes its AOF, or SIGKILL) and start it again."""
+    client = redis.Redis(port=server.port)
+    if how == "shutdown":
+        with contextlib.suppress(redis.ConnectionError):
+            client.shutdown()
+    else:
+        server.process.kill()
+    server.process.wait(timeout=10)
+    server.start()
+
+
+def get(url: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url + path, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read()
+
+
+def metrics(url: str) -> dict[tuple[str, tuple], float]:
+    status, body = get(url, "/metrics", {"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert status == 200
+    values = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return values
+
+
+def metric(values, name: str, **labels: str) -> float:
+    return values.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def mover_pids(r, user_id):
+    suffix = f":user_{user_id}_messages"
+    return {
+        c["name"].split(":")[2]
+        for c in r.client_list()
+        if c["name"].startswith("push:mover:") and c["name"].endswith(suffix)
+    }
+
+
+def test_metrics_follow_a_known_sequence_summed_over_both_workers(own_service, own_redis):
+    url = own_service.base_url
+    r = redis.Redis.from_url(own_redis.url, decode_responses=True)
+    assert get(url, "/metrics")[0] == 401  # PUSH_METRICS_TOKEN protects it
+    streams, sockets = [], []
+    try:
+        # Users until both workers hold some: the figures must be summed over both.
+        for i in range(12):
+            streams.append(open_sse(url, {"user_id": f"m{i}"}))
+            streams[-1].wait_for_comment("connected")
+            sockets.append(open_ws(url, {"user_id": f"w{i}"}))
+            wait_until(lambda i=i: mover_pids(r, f"w{i}"))
+            pids = set().union(*(mover_pids(r, f"m{j}") for j in range(i + 1)))
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2
+        n = len(streams)
+        get(url, "/stream?user_id=a%20b")  # one refusal
+        for i in range(n):
+            r.lpush(f"user_m{i}_messages", "one", "two")
+            r.lpush(f"user_w{i}_messages", "one", b"\xff")  # and a dead letter each
+        for stream in streams:
+            assert [event.data for event in stream.events(2)] == ["one", "two"]
+        for sock in sockets:
+            assert ws_frames(sock, 1)[0]["data"] == "one"
+        values = wait_until(
+            lambda: (
+                (v := metrics(url))
+                and metric(v, "push_messages_delivered_total", transport="ws") == n
+                and v
+            ),
+            what="the delivered counters",
+        )
+        assert metric(values, "push_open_connections", transport="sse") == n
+        assert metric(values, "push_open_connections", transport="ws") == n
+        assert metric(values, "push_active_users") == 2 * n
+        assert metric(values, "push_connections_total", transport="sse", result="accepted") == n
+        assert metric(values, "push_connections_total", transport="ws", result="accepted") == n
+        assert (
+            metric(values, "push_connections_total", transport="sse", result="rejected_request")
+            == 1
+        )
+        assert metric(values, "push_messages_delivered_total", transport="sse") == 2 * n
+        assert metric(values, "push_messages_moved_total") == 3 * n
+        assert metric(values, "push_dead_letters_total") == n
+        assert metric(values, "push_delivery_seconds_count") >= 2 * n
+    finally:
+        for client in streams + sockets:
+            client.close()
+    wait_until(
+        lambda: (
+            (v := metrics(url))
+            and metric(v, "push_active_users") == 0
+            and metric(v, "push_open_connections", transport="sse") == 0
+            and metric(v, "push_open_connections", transport="ws") == 0
+        ),
+        what="every connection and user to be released",
+    )
+    r.close()
+
+
+def test_readiness_follows_redis(own_service, own_redis):
+    url = own_service.base_url
+    assert get(url, "/healthz") == (200, b'{"status":"ok"}\n')
+    status, body = get(url, "/readyz")
+    assert (status, json.loads(body)["redis"]) == (200, "ok")
+    own_redis.process.terminate()
+    own_redis.process.wait(timeout=10)
+    status, body = wait_until(lambda: (a := get(url, "/readyz"))[0] == 503 and a)
+    assert json.loads(body)["redis"].startswith("unavailable")
+    assert get(url, "/healthz")[0] == 200
+    # While Redis is away: a new SSE request gets 200, retry and a close; a WebSocket 503.
+    with open_sse(url, {"user_id": "during"}) as stream:
+        assert stream.status == 200
+        body = stream.read_to_end().decode()
+        assert body.startswith("retry: ") and "redis is unavailable" in body
+    with pytest.raises(InvalidStatus) as refused:
+        open_ws(url, {"user_id": "during"})
+    assert refused.value.response.status_code == 503
+    assert refused.value.response.headers["Retry-After"] == "2"
+    own_redis.start()
+    wait_until(lambda: get(url, "/readyz")[0] == 200, what="readiness to come back")
+
+
+@pytest.mark.parametrize("how", ["shutdown", "sigkill"])
+def test_a_redis_restart_mid_stream_loses_nothing(own_service, own_redis, how):
+    url = own_service.base_url
+    producer = redis.Redis.from_url(own_redis.url)
+    clients = [ResumingClient(url, "steady", t) for t in ("sse", "ws")]
+    for client in clients:
+        client.start()
+    wait_until(lambda: mover_pids(producer, "steady"))
+    baseline = len(producer.client_list())
+    total = 300
+    for n in range(total):
+        if n == total // 2:
+            # From this thread: a server started from a thread would die with it.
+            restart_redis(own_redis, how)
+        producer.lpush("user_steady_messages", str(n))
+    for client in clients:
+        assert client.wait_for(total, timeout=60), (client.transport, len(client.received))
+        assert sequence_problems(client.received, total) == {"missing": [], "out_of_order": []}
+    # No connection leaked: the same clients hold the same Redis connections as before.
+    wait_until(lambda: len(producer.client_list()) == baseline, what="redis clients to settle")
+    for client in clients:
+        client.stop()
+    producer.close()
+
+
+def test_sigterm_sends_1012_and_sse_clients_resume_with_nothing_lost(own_redis, tmp_path):
+    env = service_env(
+        own_redis.url, PUSH_DEMO="1", PUSH_HEARTBEAT_S="1", PUSH_RECONNECT_SPREAD_S="1"
+    )
+    first = Gunicorn(tmp_path / "first.log", env).start()
+    producer = redis.Redis.from_url(own_redis.url)
+    with (
+        open_ws(first.base_url, {"user_id": "restart"}) as ws,
+        open_sse(first.base_url, {"user_id": "restart"}) as stream,
+    ):
+        stream.wait_for_comment("connected")
+        wait_until(lambda: mover_pids(producer, "restart"))
+        producer.lpush("user_restart_messages", "0", "1")
+        assert [e.data for e in stream.events(2)] == ["0", "1"]
+        assert [f["data"] for f in ws_frames(ws, 2)] == ["0", "1"]
+        started = time.monotonic()
+        first.process.send_signal(signal.SIGTERM)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1012, "service restart")
+        with pytest.raises(ConnectionError):
+            stream.next_event()
+        assert "service restart; reconnect after the retry delay" in stream.comments
+        assert 100 <= stream.retry <= 1000  # spread over PUSH_RECONNECT_SPREAD_S
+        last_id = stream.last_event_id
+    first.process.wait(timeout=15)
+    assert time.monotonic() - started < 10  # well within the graceful timeout
+    producer.lpush("user_restart_messages", "2", "3")  # while no server runs
+    second = Gunicorn(tmp_path / "second.log", env).start()
+    try:
+        with open_sse(second.base_url, {"user_id": "restart"}, {"Last-Event-ID": last_id}) as s:
+            assert [e.data for e in s.events(2)] == ["2", "3"]
+    finally:
+        second.stop()
+        producer.close()
+
+
+def test_a_draining_worker_turns_new_streams_away_politely(redis_server):
+    """What a request that reaches a worker after SIGTERM (over a kept-alive connection) gets."""
+    app = create_app({"PUSH_DEMO": True, "REDIS_URL": redis_server.url})
+    app.extensions["push.hub"].draining = True
+    client = app.test_client()
+    answer = client.get("/stream?user_id=late")
+    assert answer.status_code == 200
+    assert answer.mimetype == "text/event-stream"
+    body = answer.get_data(as_text=True)
+    assert body.startswith("retry: ") and ": this worker is shutting down" in body
+    upgrade = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    refused = client.get("/ws?user_id=late", headers=upgrade)
+    assert (refused.status_code, refused.headers["Retry-After"]) == (503, "2")
+    assert refused.get_json()["error"] == "unavailable"
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/healthz").status_code == 200
+
+
+def test_sigkill_of_a_worker_loses_nothing(own_service, own_redis):
+    url = own_service.base_url
+    producer = redis.Redis.from_url(own_redis.url, decode_responses=True)
+    clients = [ResumingClient(url, "victim", t) for t in ("sse", "ws")]
+    for client in clients:
+        client.start()
+    wait_until(lambda: mover_pids(producer, "victim"))
+    total = 200
+    for n in range(total):
+        producer.lpush("user_victim_messages", str(n))
+        if n == 80:
+            for pid in mover_pids(producer, "victim"):
+                os.kill(int(pid), signal.SIGKILL)
+    for client in clients:
+        assert client.wait_for(total, timeout=60), (client.transport, len(client.received))
+        assert sequence_problems(client.received, total) == {"missing": [], "out_of_order": []}
+        client.stop()
+    producer.close()
+
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+
+
+@pytest.mark.skipif(NGINX is None, reason="no nginx (make test installs Debian's where it can)")
+def test_both_transports_work_through_the_nginx_recipe(service, r, tmp_path, user_id):
+    port = free_port()
+    site = (ROOT / "deploy" / "nginx.conf").read_text()
+    site = site.replace("127.0.0.1:8000", f"127.0.0.1:{service.port}")
+    site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
+    site = site.replace("server_name push.example.com;", "server_name localhost;")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        f"daemon off;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
+        "events { worker_connections 1024; }\n"
+        f"http {{\n access_log {tmp_path}/access.log;\n"
+        f" client_body_temp_path {tmp_path};\n proxy_temp_path {tmp_path};\n"
+        f"{site}\n}}\n"
+    )
+    nginx = subprocess.Popen(
+        [NGINX, "-c", str(conf), "-p", str(tmp_path)], stdin=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _answers(base), what="nginx to answer")
+        with (
+            open_sse(base, {"user_id": user_id}) as stream,
+            open_ws(base, {"user_id": user_id}) as ws,
+        ):
+            stream.wait_for_comment("connected")
+            wait_until(lambda: mover_pids(r, user_id))
+            r.lpush(f"user_{user_id}_messages", "through nginx")
+            assert stream.next_event().data == "through nginx"  # not buffered
+            assert ws_frames(ws, 1)[0]["data"] == "through nginx"
+            stream.wait_for_comment("keepalive", timeout=5)
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
+
+
+def _answers(base: str) -> bool:
+    try:
+        return get(base, "/healthz")[0] == 200
+    except OSError:
+        return False
+
+
+def test_the_deploy_files_exist_and_name_the_service():
+    assert "proxy_buffering off" in (ROOT / "deploy" / "nginx.conf").read_text()
+    unit = (ROOT / "deploy" / "push.service").read_text()
+    assert "gunicorn -c gunicorn.conf.py wsgi:app" in unit
+    assert "LimitNOFILE" in unit
+    assert Path(ROOT / "deploy").is_dir()
