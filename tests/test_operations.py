@@ -340,3 +340,36 @@ def test_the_deploy_files_exist_and_name_the_service():
     assert "gunicorn -c gunicorn.conf.py wsgi:app" in unit
     assert "LimitNOFILE" in unit
     assert Path(ROOT / "deploy").is_dir()
+
+
+@pytest.mark.parametrize(("proxies", "status"), [(0, 403), (1, 200)])
+def test_forwarded_headers_count_only_behind_trusted_proxies(redis_server, proxies, status):
+    """Behind nginx the page's origin is the public host, which only X-Forwarded-Host tells."""
+    app = create_app(
+        {"PUSH_DEMO": True, "REDIS_URL": redis_server.url, "PUSH_TRUSTED_PROXIES": proxies}
+    )
+    headers = {
+        "Origin": "https://push.example.com",
+        "X-Forwarded-Host": "push.example.com",
+        "X-Forwarded-Proto": "https",
+    }
+    answer = app.test_client().post("/ticket?user_id=42", headers=headers)
+    assert answer.status_code == status
+
+
+def test_json_logs_are_one_object_a_line(redis_server, tmp_path):
+    env = service_env(redis_server.url, PUSH_DEMO="1", PUSH_LOG_FORMAT="json")
+    server = Gunicorn(tmp_path / "log", env, workers=1).start()
+    try:
+        with open_sse(server.base_url, {"user_id": "json-logged", "token": "secret-value"}) as s:
+            assert s.status == 401  # a token without PUSH_JWT_SECRET: refused, and not logged
+        with open_sse(server.base_url, {"user_id": "json-logged"}) as stream:
+            stream.wait_for_comment("connected")
+    finally:
+        server.stop()
+    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    messages = [line["message"] for line in lines if line["logger"].startswith("push")]
+    assert any(m.startswith("connection opened user=json-logged") for m in messages)
+    assert any(m.startswith("connection closed user=json-logged") for m in messages)
+    assert all({"time", "level", "logger", "pid", "message"} <= set(line) for line in lines)
+    assert "secret-value" not in server.log()
