@@ -12,7 +12,7 @@ import redis
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from push import api, auth, cli, demo, errors, health, stream, ws
+from push import api, auth, cli, demo, errors, health, receipts, stream, ws
 from push.config import DeliverySettings, check_consistency, parse_environ
 from push.hub import Hub
 from push.presence import Presence
@@ -80,6 +80,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(receipts.bp)
     app.register_blueprint(stream.bp)
     app.register_blueprint(ws.bp)
     ws.sock.init_app(app)

@@ -20,6 +20,7 @@ from push.keys import user_keys
 from push.openapi import MAX_USERS_PER_CALL, openapi_document
 from push.presence import Presence
 from push.publishing import PublishError, publish_many
+from push.receipts import receipts_json
 from push.store import Store
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -149,6 +150,17 @@ def publish() -> tuple[dict[str, object], int]:
     except (redis.ConnectionError, redis.TimeoutError):
         raise _redis_unavailable() from None
     return {"queued": len(online), "online": online}, 202
+
+
+@bp.get("/users/<user_id>/receipts")
+def receipts(user_id: str) -> dict[str, object]:
+    """How far the user's messages got: waiting, delivered, acknowledged, unacknowledged."""
+    keys = user_keys(checked_user_id(user_id), current_app.config["PUSH_MAILBOX_KEY"])
+    store: Store = current_app.extensions["push.store"]
+    try:
+        return receipts_json(store.receipts(keys))
+    except (redis.ConnectionError, redis.TimeoutError):
+        raise _redis_unavailable() from None
 
 
 @bp.get("/users/<user_id>/presence")

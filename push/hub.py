@@ -71,6 +71,16 @@ class UserChannel:
             return
         self._mover.room_freed.set()
 
+    def acknowledged(self, event_id: str) -> None:
+        """A client of this user showed `event_id` (a receipt for the producer)."""
+        try:
+            self.store.acknowledge(self.keys, event_id, self.settings.history_ttl_s)
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            REDIS_ERRORS.labels("ack").inc()
+            log.warning(
+                "redis error recording an ack mailbox=%s error=%s", self.keys.mailbox, error
+            )
+
     def stop(self) -> None:
         gevent.killall(self._greenlets, block=True)
 

@@ -76,6 +76,24 @@ def openapi_document() -> dict[str, Any]:
                         },
                     },
                 },
+                "Mark": {
+                    "type": ["object", "null"],
+                    "required": ["id", "at"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "at": {"type": "string", "format": "date-time"},
+                    },
+                },
+                "Receipts": {
+                    "type": "object",
+                    "required": ["waiting", "delivered", "acknowledged", "unacknowledged"],
+                    "properties": {
+                        "waiting": {"type": "integer", "minimum": 0},
+                        "delivered": {"$ref": "#/components/schemas/Mark"},
+                        "acknowledged": {"$ref": "#/components/schemas/Mark"},
+                        "unacknowledged": {"type": "integer", "minimum": 0},
+                    },
+                },
                 "Presence": {
                     "type": "object",
                     "required": ["online", "connections", "last_seen"],
@@ -132,6 +150,32 @@ def openapi_document() -> dict[str, Any]:
                         "413": _error("The message is larger than PUSH_MAX_MESSAGE_BYTES"),
                         "415": _error("The body is not application/json"),
                         "422": _error("The body does not fit the schema, or the key was reused"),
+                        **_COMMON_ERRORS,
+                    },
+                }
+            },
+            "/api/users/{user_id}/receipts": {
+                "get": {
+                    "summary": "How far the user's messages got",
+                    "description": (
+                        "waiting: still in the mailbox; delivered: the newest message written "
+                        "to a connection; acknowledged: the newest a client showed; "
+                        "unacknowledged: messages out of the mailbox and not acknowledged."
+                    ),
+                    "parameters": [
+                        {"name": "user_id", "in": "path", "required": True, "schema": _USER_ID}
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The user's receipts",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Receipts"}
+                                }
+                            },
+                        },
+                        "400": _error("Not a user id"),
+                        "404": _error("No such path (a user id of dots is a path segment)"),
                         **_COMMON_ERRORS,
                     },
                 }

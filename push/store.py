@@ -42,6 +42,26 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
+class Mark:
+    """An event id and when (ms since the epoch, Redis's clock) it was reached."""
+
+    id: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Receipts:
+    #: Messages still in the mailbox (and in flight to the history).
+    waiting: int
+    #: The newest message written to any of the user's connections.
+    delivered: Mark | None
+    #: The newest message a client said it showed.
+    acknowledged: Mark | None
+    #: Messages that left the mailbox and were not acknowledged.
+    unacknowledged: int
+
+
+@dataclass(frozen=True, slots=True)
 class DrainResult:
     moved: int
     dead: int
@@ -68,6 +88,7 @@ class Store:
         self.redis = redis.Redis(connection_pool=self.pool)
         self._drain = self.redis.register_script(load_script("drain.lua"))
         self._mark = self.redis.register_script(load_script("mark_delivered.lua"))
+        self._acknowledge = self.redis.register_script(load_script("acknowledge.lua"))
 
     def blocking_client(self, name: str) -> redis.Redis:
         """A client with a connection of its own, for one mover's BLMOVE.
@@ -122,6 +143,35 @@ class Store:
 
     def mark_delivered(self, keys: UserKeys, entry: Entry, ttl_s: int) -> bool:
         return bool(self._mark(keys=[keys.state], args=[entry.id, entry.n, ttl_s]))
+
+    def acknowledge(self, keys: UserKeys, event_id: str, ttl_s: int) -> bool:
+        """A client showed `event_id`: advance the user's acknowledged id."""
+        return bool(self._acknowledge(keys=[keys.state, keys.history], args=[event_id, ttl_s]))
+
+    def receipts(self, keys: UserKeys) -> Receipts:
+        """What a producer may ask: waiting, delivered, acknowledged, unacknowledged."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.llen(keys.mailbox)
+            pipe.llen(keys.pending)
+            pipe.hmget(
+                keys.state,
+                "seq",
+                "delivered_id",
+                "delivered_at",
+                "acked_id",
+                "acked_at",
+                "acked_n",
+            )
+            waiting, pending, state = pipe.execute()
+        seq, delivered_id, delivered_at, acked_id, acked_at, acked_n = (
+            value.decode() if value is not None else None for value in state
+        )
+        return Receipts(
+            waiting=waiting + pending,
+            delivered=Mark(delivered_id, int(delivered_at)) if delivered_id else None,
+            acknowledged=Mark(acked_id, int(acked_at)) if acked_id else None,
+            unacknowledged=max(0, int(seq or 0) - int(acked_n or 0)),
+        )
 
     def delivered_mark(self, keys: UserKeys) -> str | None:
         """The newest event id written to any connection of this user, if any."""

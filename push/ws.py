@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -87,10 +88,10 @@ def close(ws: Server, code: int, reason: str) -> None:
             serial.raw.sendall(ws.ws.send(CloseConnection(code, reason)))
 
 
-def check_client_frame(message: str | bytes) -> tuple[int, str] | None:
-    """None for a frame of an agreed shape, else the close code and reason it earns.
+def check_client_frame(message: str | bytes) -> tuple[int, str] | str:
+    """The acknowledged event id of a good frame, else the close code and reason it earns.
 
-    The one shape agreed is `{"ack": "<event id>"}` (read receipts, ignored for now)."""
+    The one shape agreed is `{"ack": "<event id>"}`: the client showed that event."""
     if isinstance(message, bytes):
         return CLOSE_BINARY, "binary frames are not accepted"
     if len(message.encode()) > MAX_CLIENT_FRAME_BYTES:
@@ -105,17 +106,18 @@ def check_client_frame(message: str | bytes) -> tuple[int, str] | None:
         parse_event_id(frame["ack"])
     except InvalidEventId:
         return CLOSE_BAD_FRAME, "ack names an event id such as 1732630000000-0"
-    return None
+    return frame["ack"]
 
 
-def read_client(ws: Server, connection: Connection) -> None:
+def read_client(ws: Server, connection: Connection, on_ack: Callable[[str], None]) -> None:
     """Read what the client sends until it closes; a bad frame closes the connection."""
     try:
         while True:
-            problem = check_client_frame(ws.receive())
-            if problem is not None:
-                close(ws, *problem)
+            checked = check_client_frame(ws.receive())
+            if isinstance(checked, tuple):
+                close(ws, *checked)
                 break
+            on_ack(checked)
     except ConnectionClosed:
         pass
     connection.close(CLIENT_LEFT)
@@ -158,7 +160,7 @@ def serve(ws: Server) -> None:
         admission.connection_id, admission.user_id, "ws", admission.cursor, settings.outbox_max
     )
     channel = hub.attach(connection)
-    reader = gevent.spawn(read_client, ws, connection)
+    reader = gevent.spawn(read_client, ws, connection, channel.acknowledged)
     CONNECTIONS.labels("ws", "accepted").inc()
     OPEN_CONNECTIONS.labels("ws").inc()
     log.info("connection opened user=%s transport=ws", admission.user_id)

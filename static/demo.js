@@ -1,24 +1,25 @@
-// The demo page: connect one user over SSE or WebSocket, list what arrives, send messages.
+// The demo page: one user's stream through push.js, the messages as they arrive, a send box.
+import { connect } from "./push.js";
+
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const mailboxTemplate = document.body.dataset.mailbox || "user_{user_id}_messages";
+let push = null;
 
-let current = null; // {close()} of the open stream
-let lastId = null; // newest event id shown, the resume cursor
-let seen = new Set(); // event ids shown, so a reconnect never shows one twice
-
-function setStatus(state, text) {
+function setStatus({ state, role }) {
   const status = $("status");
-  status.dataset.state = state;
-  status.textContent = text;
+  const transport = push?.usedTransport ? ` (${push.usedTransport === "ws" ? "WebSocket" : "SSE"})` : "";
+  status.dataset.state = state === "closed" ? "idle" : state;
+  status.textContent = {
+    open: role === "follower" ? "connected (through the leader tab)" : `connected${transport}`,
+    connecting: "connecting",
+    closed: "not connected",
+  }[state] || state;
+  $("role").textContent = role === "alone" ? "" : role;
+  $("role").dataset.role = role;
 }
 
-function show(id, data, kind = "message") {
-  if (kind === "message") {
-    if (seen.has(id)) return;
-    seen.add(id);
-  }
-  lastId = id;
+function show(id, data, kind) {
   const item = document.createElement("li");
   item.dataset.id = id;
   item.className = kind;
@@ -30,73 +31,30 @@ function show(id, data, kind = "message") {
   dataCell.textContent = kind === "reset" ? "(history was trimmed: older messages are gone)" : data;
   item.append(idCell, dataCell);
   $("messages").prepend(item);
-  $("count").textContent = String($("messages").children.length);
+  $("count").textContent = String($("messages").querySelectorAll("li.message").length);
 }
 
-function openSse(userId) {
-  const url = `/stream?user_id=${encodeURIComponent(userId)}` +
-    (lastId ? `&last_event_id=${encodeURIComponent(lastId)}` : "");
-  const source = new EventSource(url);
-  setStatus("connecting", "connecting (SSE)");
-  source.onopen = () => setStatus("open", "connected (SSE)");
-  source.onmessage = (event) => show(event.lastEventId, event.data);
-  source.addEventListener("reset", (event) => show(event.lastEventId, "", "reset"));
-  // EventSource reconnects by itself, sending Last-Event-ID.
-  source.onerror = () => setStatus(source.readyState === EventSource.CLOSED ? "error" : "connecting",
-    source.readyState === EventSource.CLOSED ? "closed" : "reconnecting (SSE)");
-  return { close: () => source.close() };
-}
-
-function openWs(userId) {
-  let socket = null;
-  let stopped = false;
-  let attempt = 0;
-  let timer = null;
-  const connect = () => {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const url = `${scheme}//${location.host}/ws?user_id=${encodeURIComponent(userId)}` +
-      (lastId ? `&last_event_id=${encodeURIComponent(lastId)}` : "");
-    socket = new WebSocket(url);
-    setStatus("connecting", "connecting (WebSocket)");
-    socket.onopen = () => { attempt = 0; setStatus("open", "connected (WebSocket)"); };
-    socket.onmessage = (event) => {
-      const frame = JSON.parse(event.data);
-      if (frame.reset) show(frame.id, "", "reset");
-      else show(frame.id, frame.data);
-    };
-    socket.onclose = (event) => {
-      if (stopped) return;
-      // Capped, jittered backoff; a restarting server (1012) or an overloaded one (1013)
-      // is given a little longer before the first retry.
-      const base = event.code === 1012 || event.code === 1013 ? 1000 : 250;
-      const delay = Math.min(15000, base * 2 ** attempt) * (0.5 + Math.random());
-      attempt += 1;
-      setStatus("connecting", `reconnecting (WebSocket) in ${Math.round(delay)} ms`);
-      timer = setTimeout(connect, delay);
-    };
-  };
-  connect();
-  return { close: () => { stopped = true; clearTimeout(timer); socket && socket.close(); } };
-}
-
-function connect() {
-  disconnect();
+function start() {
+  stop();
   const userId = $("user-id").value.trim();
   const transport = document.querySelector("input[name=transport]:checked").value;
   if (!$("send-user-id").value) $("send-user-id").value = userId;
-  $("cli-hint").textContent =
-    `redis-cli LPUSH ${mailboxTemplate.replace("{user_id}", userId)} 'hello'`;
-  current = transport === "ws" ? openWs(userId) : openSse(userId);
+  $("cli-hint").textContent = `redis-cli LPUSH ${mailboxTemplate.replace("{user_id}", userId)} 'hello'`;
+  push = connect({ transport, params: { user_id: userId }, user: userId });
+  window.push = push; // for the curious, and for the tests
+  push.on("status", setStatus);
+  push.on("message", ({ id, data }) => show(id, data, "message"));
+  push.on("reset", ({ id }) => show(id, "", "reset"));
   $("connect").disabled = true;
   $("disconnect").disabled = false;
 }
 
-function disconnect() {
-  if (current) current.close();
-  current = null;
+function stop() {
+  if (push) push.close();
+  push = null;
   $("connect").disabled = false;
   $("disconnect").disabled = true;
-  setStatus("idle", "not connected");
+  setStatus({ state: "closed", role: "" });
 }
 
 async function send(event) {
@@ -112,15 +70,14 @@ async function send(event) {
   if (response.ok) $("send-data").value = "";
 }
 
-$("connect-form").addEventListener("submit", (event) => { event.preventDefault(); connect(); });
-$("disconnect").addEventListener("click", disconnect);
-$("user-id").addEventListener("change", () => { lastId = null; seen = new Set(); });
+$("connect-form").addEventListener("submit", (event) => { event.preventDefault(); start(); });
+$("disconnect").addEventListener("click", stop);
 $("send-form").addEventListener("submit", send);
 
 $("user-id").value = params.get("user_id") || `demo-${Math.random().toString(36).slice(2, 8)}`;
 $("send-user-id").value = $("user-id").value;
 const wanted = params.get("transport");
-if (wanted === "ws" || wanted === "sse") {
+if (["ws", "sse", "auto"].includes(wanted)) {
   document.querySelector(`input[name=transport][value=${wanted}]`).checked = true;
 }
-if (params.has("user_id")) connect();
+if (params.has("user_id")) start();

@@ -5,6 +5,8 @@
 -- Returns 1 when the mark moved, 0 when it was already at or past this event.
 local current = tonumber(redis.call('HGET', KEYS[1], 'delivered_n')) or 0
 if tonumber(ARGV[2]) <= current then return 0 end
-redis.call('HSET', KEYS[1], 'delivered_n', ARGV[2], 'delivered_id', ARGV[1])
+local now = redis.call('TIME')
+redis.call('HSET', KEYS[1], 'delivered_n', ARGV[2], 'delivered_id', ARGV[1],
+  'delivered_at', now[1] * 1000 + math.floor(now[2] / 1000))
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 return 1
