@@ -25,6 +25,10 @@ def connections(base_url, user_id):
     return api(base_url, f"/api/users/{user_id}/presence")["connections"]
 
 
+def role(page):
+    return page.locator("#role").get_attribute("data-role")
+
+
 def shown(page):
     """The payloads a page shows, oldest first."""
     return list(reversed(page.locator("#messages li.message .data").all_inner_texts()))
@@ -50,7 +54,7 @@ def test_three_tabs_share_one_connection_and_show_every_message_once(
     context, base_url, r, user_id, transport
 ):
     tabs = [open_tab(context, base_url, user_id, transport) for _ in range(3)]
-    roles = sorted(tab.locator("#role").get_attribute("data-role") for tab in tabs)
+    roles = sorted(role(tab) for tab in tabs)
     assert roles == ["follower", "follower", "leader"]
     wait_until(lambda: connections(base_url, user_id) == 1, what="exactly one connection")
     r.lpush(f"user_{user_id}_messages", *[f"m{i}" for i in range(5)])
@@ -64,7 +68,7 @@ def test_when_the_leader_tab_closes_another_takes_over_and_nothing_is_lost(
     context, base_url, r, user_id
 ):
     tabs = [open_tab(context, base_url, user_id, "ws") for _ in range(3)]
-    leader = next(tab for tab in tabs if tab.locator("#role").get_attribute("data-role") == "leader")
+    leader = next(tab for tab in tabs if role(tab) == "leader")
     r.lpush(f"user_{user_id}_messages", "before")
     for tab in tabs:
         expect(tab.locator("#messages li.message")).to_have_count(1)
@@ -74,7 +78,7 @@ def test_when_the_leader_tab_closes_another_takes_over_and_nothing_is_lost(
     for tab in rest:
         expect(tab.locator("#messages li.message")).to_have_count(3)
         assert shown(tab) == ["before", "during 1", "during 2"]
-    assert sorted(tab.locator("#role").get_attribute("data-role") for tab in rest) == ["follower", "leader"]
+    assert sorted(role(tab) for tab in rest) == ["follower", "leader"]
     wait_until(lambda: connections(base_url, user_id) == 1, what="one connection again")
 
 
