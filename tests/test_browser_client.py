@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.request
 
 import pytest
 from clients import open_sse, wait_until
 from conftest import API_KEYS
 from playwright.sync_api import expect
+from servers import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -128,3 +131,38 @@ def test_auto_falls_back_to_sse_when_the_websocket_upgrade_is_refused(
     assert page.evaluate("window.push.usedTransport") == "sse"
     r.lpush(f"user_{user_id}_messages", "over sse")
     expect(page.locator("#messages li.message .data")).to_have_text(["over sse"])
+
+
+def test_the_escalation_example_names_users_with_unread_messages(base_url, r, user_id):
+    """examples/escalate.py, as the README's recipe runs it."""
+    offline = f"{user_id}-offline"
+    r.lpush(f"user_{offline}_messages", "you have a reply")
+    with open_sse(base_url, {"user_id": user_id}) as stream:  # read, but never acknowledged
+        stream.wait_for_comment("connected")
+        r.lpush(f"user_{user_id}_messages", "seen by no one")
+        assert stream.next_event().data == "seen by no one"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "examples/escalate.py",
+            "--after",
+            "0",
+            "--url",
+            base_url,
+            "--key",
+            API_KEYS[0],
+            offline,
+            user_id,
+            "nobody-at-all",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"{offline}\t1 message(s) waiting; nothing delivered for over 0s",
+        f"{user_id}\t1 message(s) not acknowledged for over 0s",
+    ]
