@@ -90,6 +90,7 @@ def post_worker_init(worker):
         gevent.spawn(hub.shut_down)
 
     signal.signal(signal.SIGTERM, handle_exit)
+    worker.log.info("Worker ready (pid: %s)", worker.pid)
 
 
 def child_exit(server, worker):

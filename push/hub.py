@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 import os
 import random
+import secrets
+import socket
 
 import gevent
 import redis
@@ -28,7 +30,7 @@ from gevent.lock import Semaphore
 from push.config import DeliverySettings
 from push.connection import SERVICE_RESTART, Connection
 from push.keys import UserKeys, user_keys
-from push.mailbox import RETRY_CAP_S, RETRY_FIRST_S, Mover
+from push.mailbox import LEASE_FREE, RETRY_CAP_S, RETRY_FIRST_S, Mover
 from push.metrics import ACTIVE_USERS, REDIS_ERRORS
 from push.presence import Presence
 from push.store import Entry, Store
@@ -38,23 +40,34 @@ log = logging.getLogger(__name__)
 #: The channel every worker's subscriber listens on from its start, so that its
 #: connection exists before the first user's wake channel is added to it.
 HUB_CHANNEL = "push:hub"
+#: A worker renews its liveness key this often; other workers take its mover leases
+#: over once the key has expired.
+WORKER_ALIVE_EVERY_S = 2.0
+WORKER_ALIVE_TTL_S = 6.0
+LEASE_FREE_BYTES = LEASE_FREE.encode()
 
 
 class UserChannel:
     """The local connections of one user, with that user's mover and pump."""
 
-    def __init__(self, keys: UserKeys, store: Store, settings: DeliverySettings) -> None:
+    def __init__(
+        self, keys: UserKeys, store: Store, settings: DeliverySettings, worker_id: str
+    ) -> None:
         self.keys = keys
         self.store = store
         self.settings = settings
         self.connections: set[Connection] = set()
         self._wake = Event()
         self._mark_key: tuple[int, int] = (0, 0)
-        self._mover = Mover(store, keys, settings, on_moved=self.wake)
+        self._mover = Mover(store, keys, settings, on_moved=self.wake, worker_id=worker_id)
         self._greenlets = [gevent.spawn(self._pump), gevent.spawn(self._mover.run)]
 
     def wake(self) -> None:
         self._wake.set()
+
+    def lease_freed(self) -> None:
+        """Another worker's mover for this user stopped: try to take over at once."""
+        self._mover.lease_free.set()
 
     def written(self, entry: Entry) -> None:
         """A writer put `entry` on a socket: advance the delivered mark if it is newer."""
@@ -127,6 +140,7 @@ class Hub:
         self._pubsub: redis.client.PubSub | None = None
         self._subscription_lock = Semaphore()
         self._pid: int | None = None
+        self.worker_id = ""
         #: Set when the worker is shutting down: new streams are turned away.
         self.draining = False
 
@@ -143,7 +157,7 @@ class Hub:
         channel = self.users.get(connection.user_id)
         if channel is None:
             keys = user_keys(connection.user_id, self.settings.mailbox_template)
-            channel = UserChannel(keys, self.store, self.settings)
+            channel = UserChannel(keys, self.store, self.settings, self.worker_id)
             self.users[connection.user_id] = channel
             ACTIVE_USERS.inc()
             self._by_wake[keys.wake.encode()] = channel
@@ -186,9 +200,21 @@ class Hub:
         if self._pid == os.getpid():
             return
         self._pid = os.getpid()
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._pubsub = self.store.pubsub()
         gevent.spawn(self._listen)
         gevent.spawn(self._renew_presence)
+        gevent.spawn(self._keep_alive)
+
+    def _keep_alive(self) -> None:
+        """Tell other workers this one runs, so they leave its mover leases alone."""
+        while True:
+            try:
+                self.store.mark_worker_alive(self.worker_id, WORKER_ALIVE_TTL_S)
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                REDIS_ERRORS.labels("liveness").inc()
+                log.warning("redis error marking the worker alive error=%s", error)
+            gevent.sleep(WORKER_ALIVE_EVERY_S)
 
     def _renew_presence(self) -> None:
         """Keep the presence leases of this worker's connections alive."""
@@ -234,4 +260,6 @@ class Hub:
                 continue
             channel = self._by_wake.get(message["channel"])
             if channel is not None:
+                if message["data"] == LEASE_FREE_BYTES:
+                    channel.lease_freed()
                 channel.wake()

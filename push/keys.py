@@ -57,6 +57,7 @@ class UserKeys:
     dead: str
     wake: str
     presence: str
+    mover: str
 
     @property
     def drain_keys(self) -> list[str]:
@@ -76,4 +77,5 @@ def user_keys(user_id: str, mailbox_template: str) -> UserKeys:
         dead=f"{tag}:dead",
         wake=f"{tag}:wake",
         presence=f"{tag}:presence",
+        mover=f"{tag}:mover",
     )

@@ -15,8 +15,10 @@ and the mover's own client is closed on the way out.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
+import time
 from collections.abc import Callable
 
 import gevent
@@ -36,6 +38,15 @@ RETRY_CAP_S = 5.0
 #: While the window is full the mover re-checks this often even without a local signal
 #: (a connection on another worker may have advanced the delivered mark).
 WINDOW_RECHECK_S = 1.0
+#: A mover without the lease tries again this often (a dead holder's worker has let its
+#: liveness key expire by then).
+LEASE_RETRY_S = 3.0
+#: The holder confirms the lease is still its own at least this often.
+OWNERSHIP_CHECK_S = 10.0
+#: What a mover publishes on the user's wake channel when it gives the lease back.
+LEASE_FREE = "free"
+
+_mover_numbers = itertools.count(1)
 
 
 def drain(store: Store, keys: UserKeys, settings: DeliverySettings) -> DrainResult:
@@ -58,7 +69,13 @@ def drain(store: Store, keys: UserKeys, settings: DeliverySettings) -> DrainResu
 
 
 class Mover:
-    """Moves one user's mail into its history for as long as it runs."""
+    """Moves one user's mail into its history, while it holds the user's mover lease.
+
+    Every worker with a connection of the user runs a Mover, but only the holder of
+    the lease blocks on BLMOVE: Redis holds about one blocked connection per online
+    user, however many workers and hosts the user's tabs are spread over. The others
+    wait: for the holder's "free" wake when it stops, or, every LEASE_RETRY_S, to find
+    its worker dead (its liveness key expired) and take the lease over."""
 
     def __init__(
         self,
@@ -66,22 +83,32 @@ class Mover:
         keys: UserKeys,
         settings: DeliverySettings,
         on_moved: Callable[[], None],
+        worker_id: str,
     ) -> None:
         self.store = store
         self.keys = keys
         self.settings = settings
         self.on_moved = on_moved
+        self.worker_id = worker_id
+        self.id = f"{worker_id}#{next(_mover_numbers)}"
         self.room_freed = Event()
+        self.lease_free = Event()
+        self.holding = False
 
     def run(self) -> None:
-        client = self.store.blocking_client(self.keys.mailbox)
         delay = RETRY_FIRST_S
         try:
             while True:
                 try:
-                    self._step(client)
+                    if self._acquire():
+                        self.holding = True
+                        self._move()
+                        self.holding = False
+                    self.lease_free.wait(LEASE_RETRY_S)
+                    self.lease_free.clear()
                     delay = RETRY_FIRST_S
                 except Exception as error:
+                    self.holding = False
                     if isinstance(error, redis.ConnectionError | redis.TimeoutError):
                         REDIS_ERRORS.labels("mover").inc()
                         log.warning("redis error mailbox=%s error=%s", self.keys.mailbox, error)
@@ -90,7 +117,43 @@ class Mover:
                     gevent.sleep(delay * random.uniform(0.5, 1.5))
                     delay = min(delay * 2, RETRY_CAP_S)
         finally:
+            self._release()
+
+    def _acquire(self) -> bool:
+        answer = self.store.mover_lease(self.keys, self.id, "acquire")
+        if answer is True:
+            return True
+        if not isinstance(answer, str):
+            return False
+        holder_worker = answer.rsplit("#", 1)[0]
+        if holder_worker == self.worker_id or self.store.worker_alive(holder_worker):
+            return False
+        log.info("mover lease taken over mailbox=%s from=%s", self.keys.mailbox, answer)
+        return self.store.mover_lease(self.keys, self.id, "steal", answer) is True
+
+    def _move(self) -> None:
+        """Move mail until the lease turns out to be someone else's."""
+        client = self.store.blocking_client(self.keys.mailbox)
+        try:
+            checked = time.monotonic()
+            while True:
+                if time.monotonic() - checked > OWNERSHIP_CHECK_S:
+                    if self.store.mover_lease(self.keys, self.id, "check") is not True:
+                        return
+                    checked = time.monotonic()
+                self._step(client)
+        finally:
             self.store.close_blocking_client(client)
+
+    def _release(self) -> None:
+        """Give the lease back and tell the other workers' movers, at once."""
+        if not self.holding:
+            return
+        try:
+            if self.store.mover_lease(self.keys, self.id, "release") is True:
+                self.store.redis.publish(self.keys.wake, LEASE_FREE)
+        except (redis.ConnectionError, redis.TimeoutError):
+            pass  # the lease goes with this worker's liveness key
 
     def _step(self, client: redis.Redis) -> None:
         result = drain(self.store, self.keys, self.settings)

@@ -24,6 +24,14 @@ COMMAND_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 2.0
 #: Extra seconds a blocked connection waits for the reply past the block itself.
 BLOCK_MARGIN_S = 10.0
+#: A mover lease outlives its worker by at most this long even if nobody checks the
+#: worker's liveness (the lease is taken over much sooner: see mailbox.py).
+MOVER_LEASE_SAFETY_MS = 3_600_000
+
+
+def worker_alive_key(worker_id: str) -> str:
+    """Exists while the worker runs (renewed every few seconds)."""
+    return f"push:alive:{worker_id}"
 
 
 def load_script(name: str) -> str:
@@ -89,6 +97,7 @@ class Store:
         self._drain = self.redis.register_script(load_script("drain.lua"))
         self._mark = self.redis.register_script(load_script("mark_delivered.lua"))
         self._acknowledge = self.redis.register_script(load_script("acknowledge.lua"))
+        self._lease = self.redis.register_script(load_script("mover_lease.lua"))
 
     def blocking_client(self, name: str) -> redis.Redis:
         """A client with a connection of its own, for one mover's BLMOVE.
@@ -143,6 +152,25 @@ class Store:
 
     def mark_delivered(self, keys: UserKeys, entry: Entry, ttl_s: int) -> bool:
         return bool(self._mark(keys=[keys.state], args=[entry.id, entry.n, ttl_s]))
+
+    def mover_lease(
+        self, keys: UserKeys, mover_id: str, op: str, dead_holder: str = ""
+    ) -> bool | str:
+        """Run one operation of scripts/mover_lease.lua: True when it went our way, or
+        (acquire) the id of the mover that holds the lease."""
+        answer = self._lease(
+            keys=[keys.mover], args=[mover_id, MOVER_LEASE_SAFETY_MS, op, dead_holder]
+        )
+        return True if answer == 1 else (answer.decode() if isinstance(answer, bytes) else False)
+
+    def mark_worker_alive(self, worker_id: str, ttl_s: float) -> None:
+        self.redis.set(worker_alive_key(worker_id), 1, px=int(ttl_s * 1000))
+
+    def worker_alive(self, worker_id: str) -> bool:
+        return bool(self.redis.exists(worker_alive_key(worker_id)))
+
+    def mark_worker_gone(self, worker_id: str) -> None:
+        self.redis.delete(worker_alive_key(worker_id))
 
     def acknowledge(self, keys: UserKeys, event_id: str, ttl_s: int) -> bool:
         """A client showed `event_id`: advance the user's acknowledged id."""

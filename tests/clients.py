@@ -177,3 +177,49 @@ def wait_until(predicate, timeout: float = DEADLINE_S, interval: float = 0.02, w
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or predicate}")
         time.sleep(interval)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def mover_pids(r, user_id: str) -> set[str]:
+    """Worker pids whose mover for this user is blocked in Redis (CLIENT LIST names)."""
+    suffix = f":user_{user_id}_messages"
+    names = [_text(client["name"]) for client in r.client_list()]
+    return {
+        name.split(":")[2]
+        for name in names
+        if name.startswith("push:mover:") and name.endswith(suffix)
+    }
+
+
+def connection_pids(r, user_id: str) -> set[str]:
+    """Worker pids holding a connection of this user (the presence registry's ids)."""
+    members = r.zrange(f"{{user_{user_id}_messages}}:presence", 0, -1)
+    return {_text(member).split(":")[1] for member in members}
+
+
+def data_keys(r) -> list[str]:
+    """The keys in Redis, less the workers' liveness keys (written every few seconds)."""
+    return sorted(_text(key) for key in r.keys("*") if not _text(key).startswith("push:alive:"))
+
+
+def open_concurrently(base_url: str, user_id: str, count: int, extra: dict | None = None):
+    """`count` connections of a user opened at once, SSE and WebSocket alternately.
+
+    Opened one after another, connections tend to land on whichever worker is idle
+    first; opened together, they spread over the workers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    params = {"user_id": user_id, **(extra or {})}
+
+    def one(index: int):
+        if index % 2:
+            return open_ws(base_url, params)
+        stream = open_sse(base_url, params)
+        stream.wait_for_comment("connected")
+        return stream
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(one, range(count)))

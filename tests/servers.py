@@ -57,6 +57,7 @@ class Gunicorn:
             *self.extra_args,
             "wsgi:app",
         ]
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 command,
@@ -67,6 +68,12 @@ class Gunicorn:
                 stderr=subprocess.STDOUT,
             )
         wait_until(self._answers, timeout=START_TIMEOUT_S, what=f"gunicorn on {self.port}")
+        # Every worker, not just the first, has loaded the app and accepts connections.
+        wait_until(
+            lambda: self.log()[self._log_start :].count("Worker ready") >= self.workers,
+            timeout=START_TIMEOUT_S,
+            what="every worker to be ready",
+        )
         return self
 
     def _answers(self) -> bool:

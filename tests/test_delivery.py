@@ -10,7 +10,17 @@ import json
 
 import pytest
 import redis
-from clients import open_sse, open_ws, wait_until, ws_frames
+from clients import (
+    SseStream,
+    connection_pids,
+    data_keys,
+    mover_pids,
+    open_concurrently,
+    open_sse,
+    open_ws,
+    wait_until,
+    ws_frames,
+)
 from websockets.exceptions import InvalidStatus
 
 from push.keys import parse_event_id, user_keys
@@ -22,16 +32,6 @@ MAILBOX = "user_{user_id}_messages"
 
 def mailbox(user_id: str) -> str:
     return MAILBOX.format(user_id=user_id)
-
-
-def mover_pids(r: redis.Redis, user_id: str) -> set[str]:
-    """Worker pids holding a blocked mover for this user (from Redis's CLIENT LIST)."""
-    suffix = ":" + mailbox(user_id)
-    return {
-        client["name"].split(":")[2]
-        for client in r.client_list()
-        if client["name"].startswith("push:mover:") and client["name"].endswith(suffix)
-    }
 
 
 def wait_connected(r: redis.Redis, user_id: str) -> None:
@@ -136,16 +136,21 @@ def test_backlog_of_an_offline_user_comes_first_in_order(base_url, r, user_id, t
 
 
 def test_fan_out_to_every_connection_on_both_workers(base_url, r, user_id):
-    streams, sockets = [], []
+    keys = user_keys(user_id, MAILBOX)
+    clients = []
     try:
-        # Open connections until the user has a mover in both workers.
-        for _ in range(40):
-            streams.append(open_sse(base_url, {"user_id": user_id}))
-            sockets.append(open_ws(base_url, {"user_id": user_id}))
-            streams[-1].wait_for_comment("connected")
-            if len(mover_pids(r, user_id)) == 2:
+        # Open connections until the user has some in both workers (at most 20 a user).
+        for _ in range(2):
+            clients += open_concurrently(base_url, user_id, 8)
+            opened = len(clients)
+            wait_until(lambda opened=opened: r.zcard(keys.presence) == opened)
+            if len(connection_pids(r, user_id)) == 2:
                 break
-        wait_until(lambda: len(mover_pids(r, user_id)) == 2, what="movers in both workers")
+        assert len(connection_pids(r, user_id)) == 2, "the connections never spanned both workers"
+        streams = [client for client in clients if isinstance(client, SseStream)]
+        sockets = [client for client in clients if not isinstance(client, SseStream)]
+        # One mover for the user across both workers: one blocked connection in Redis.
+        wait_until(lambda: len(mover_pids(r, user_id)) == 1, what="exactly one mover")
         wait_until(lambda: all(sock.protocol.state.name == "OPEN" for sock in sockets))
         payloads = [f"fan {i}" for i in range(10)]
         for payload in payloads:
@@ -160,7 +165,7 @@ def test_fan_out_to_every_connection_on_both_workers(base_url, r, user_id):
             ids = ids or [frame["id"] for frame in frames]
             assert [frame["id"] for frame in frames] == ids
     finally:
-        for client in streams + sockets:
+        for client in clients:
             client.close()
 
 
@@ -282,7 +287,7 @@ def test_bad_user_ids_are_refused_before_any_key_is_touched(base_url, r, bad_id)
         open_ws(base_url, {"user_id": bad_id})
     assert refused.value.response.status_code == 400
     assert json.loads(refused.value.response.body)["error"] == "invalid_user_id"
-    assert r.keys("*") == ["canary"]
+    assert data_keys(r) == ["canary"]
 
 
 def test_a_request_naming_no_user_is_refused(base_url):

@@ -10,7 +10,16 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from clients import open_sse, open_ws, wait_until, ws_frames
+from clients import (
+    connection_pids,
+    data_keys,
+    mover_pids,
+    open_concurrently,
+    open_sse,
+    open_ws,
+    wait_until,
+    ws_frames,
+)
 from conftest import API_KEYS
 from servers import ROOT, service_env
 
@@ -18,15 +27,6 @@ from push import PublishError, create_app, publish, publish_many
 from push.keys import user_keys
 
 pytestmark = pytest.mark.e2e
-
-
-def mover_pids(r, user_id):
-    suffix = f":user_{user_id}_messages"
-    return {
-        c["name"].split(":")[2]
-        for c in r.client_list()
-        if c["name"].startswith("push:mover:") and c["name"].endswith(suffix)
-    }
 
 
 def call(base_url, method, path, body=None, headers=None, key=API_KEYS[1]):
@@ -96,7 +96,7 @@ def test_the_helper_refuses_what_the_service_would(r, user_id, data, code):
     with pytest.raises(PublishError) as refused:
         publish(r, user_id, data)
     assert refused.value.code == code
-    assert r.dbsize() == 0
+    assert data_keys(r) == []
 
 
 def test_the_helper_queues_once_per_idempotency_key(r, user_id):
@@ -148,10 +148,12 @@ def test_concurrent_retries_with_one_idempotency_key_queue_one_message(base_url,
 def test_presence_counts_connections_on_both_workers_and_drops_to_zero(base_url, r, user_id):
     clients = []
     try:
-        while len(mover_pids(r, user_id)) < 2 and len(clients) < 16:
-            clients.append(open_ws(base_url, {"user_id": user_id}))
-            wait_until(lambda: mover_pids(r, user_id))
-        assert len(mover_pids(r, user_id)) == 2, "the connections never spanned both workers"
+        while len(connection_pids(r, user_id)) < 2 and len(clients) < 16:
+            clients += open_concurrently(base_url, user_id, 8)
+            opened = len(clients)
+            presence = f"{{user_{user_id}_messages}}:presence"
+            wait_until(lambda opened=opened, presence=presence: r.zcard(presence) == opened)
+        assert len(connection_pids(r, user_id)) == 2, "the connections never spanned both workers"
         status, answer = call(base_url, "GET", f"/api/users/{user_id}/presence")
         assert status == 200
         assert (answer["online"], answer["connections"]) == (True, len(clients))
@@ -266,7 +268,7 @@ def test_every_error_is_json_with_a_stable_code(
     got, answer = call(base_url, method, path, body, headers, key=key)
     assert (got, answer["error"]) == (status, error)
     assert answer["detail"]
-    assert r.dbsize() == 0
+    assert data_keys(r) == []
 
 
 def test_a_key_over_its_rate_gets_429(redis_server, r):
@@ -354,7 +356,7 @@ def test_cli_send_delivers_text_and_json(both, redis_server, user_id):
 def test_cli_send_refuses_bad_input(redis_server, r):
     assert "invalid_user_id" in flask_cli(redis_server, "send", "a b", "x").stderr
     assert "not JSON" in flask_cli(redis_server, "send", "1", "--json", "{").stderr
-    assert r.dbsize() == 0
+    assert data_keys(r) == []
 
 
 def test_cli_tail_prints_what_arrives(redis_server, r, user_id):

@@ -14,7 +14,15 @@ import urllib.request
 import jwt
 import pytest
 import redis
-from clients import open_sse, open_ws, wait_until, ws_frames
+from clients import (
+    connection_pids,
+    mover_pids,
+    open_concurrently,
+    open_sse,
+    open_ws,
+    wait_until,
+    ws_frames,
+)
 from cryptography.hazmat.primitives.asymmetric import rsa
 from servers import Gunicorn, service_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -265,31 +273,21 @@ def test_an_allowed_origin_may_ask_for_a_ticket_with_its_cookie(url):
     assert headers["Access-Control-Allow-Credentials"] == "true"
 
 
-def mover_pids(r, user_id):
-    suffix = f":user_{user_id}_messages"
-    return {
-        c["name"].split(":")[2]
-        for c in r.client_list()
-        if c["name"].startswith("push:mover:") and c["name"].endswith(suffix)
-    }
-
-
 def test_the_connection_limit_holds_across_both_workers(url, r):
     token = mint("busy-user")
     clients = []
     try:
         for _ in range(20):  # reopen until the three connections span both workers
-            while len(clients) < LIMIT:
-                opener = open_ws if len(clients) % 2 else open_sse
-                clients.append(opener(url, {"token": token}))
-                if opener is open_sse:
-                    clients[-1].wait_for_comment("connected")
-            wait_until(lambda: mover_pids(r, "busy-user"))
-            if len(mover_pids(r, "busy-user")) == 2:
+            clients = open_concurrently(url, "busy-user", LIMIT, {"token": token})
+            wait_until(lambda: r.zcard("{user_busy-user_messages}:presence") == LIMIT)
+            if len(connection_pids(r, "busy-user")) == 2:
                 break
-            clients.pop(0).close()
-            wait_until(lambda: r.zcard("{user_busy-user_messages}:presence") < LIMIT)
-        assert len(mover_pids(r, "busy-user")) == 2, "the connections never spanned both workers"
+            for client in clients:
+                client.close()
+            wait_until(lambda: r.zcard("{user_busy-user_messages}:presence") == 0)
+        assert len(connection_pids(r, "busy-user")) == 2, (
+            "the connections never spanned both workers"
+        )
         status, body, headers = sse_answer(url, {"token": token})
         assert (status, body["error"]) == (429, "too_many_connections")
         assert headers["Retry-After"] == "10"
