@@ -200,9 +200,11 @@ def connection_pids(r, user_id: str) -> set[str]:
     return {_text(member).split(":")[1] for member in members}
 
 
-def data_keys(r) -> list[str]:
-    """The keys in Redis, less the workers' liveness keys (written every few seconds)."""
-    return sorted(_text(key) for key in r.keys("*") if not _text(key).startswith("push:alive:"))
+def keys_of(r, *user_ids: str) -> list[str]:
+    """The keys in Redis that belong to these users (other tests' users may still be
+    writing as their connections close, so a test asks only about its own)."""
+    names = [f"user_{user_id}_messages" for user_id in user_ids]
+    return sorted(key for key in map(_text, r.keys("*")) if any(name in key for name in names))
 
 
 def open_concurrently(base_url: str, user_id: str, count: int, extra: dict | None = None):

@@ -13,7 +13,7 @@ import redis
 from clients import (
     SseStream,
     connection_pids,
-    data_keys,
+    keys_of,
     mover_pids,
     open_concurrently,
     open_sse,
@@ -287,7 +287,8 @@ def test_bad_user_ids_are_refused_before_any_key_is_touched(base_url, r, bad_id)
         open_ws(base_url, {"user_id": bad_id})
     assert refused.value.response.status_code == 400
     assert json.loads(refused.value.response.body)["error"] == "invalid_user_id"
-    assert data_keys(r) == ["canary"]
+    assert keys_of(r, bad_id) == []
+    assert r.get("canary") == "1"
 
 
 def test_a_request_naming_no_user_is_refused(base_url):

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from clients import (
     connection_pids,
-    data_keys,
+    keys_of,
     mover_pids,
     open_concurrently,
     open_sse,
@@ -96,7 +96,7 @@ def test_the_helper_refuses_what_the_service_would(r, user_id, data, code):
     with pytest.raises(PublishError) as refused:
         publish(r, user_id, data)
     assert refused.value.code == code
-    assert data_keys(r) == []
+    assert keys_of(r, user_id) == []
 
 
 def test_the_helper_queues_once_per_idempotency_key(r, user_id):
@@ -268,7 +268,7 @@ def test_every_error_is_json_with_a_stable_code(
     got, answer = call(base_url, method, path, body, headers, key=key)
     assert (got, answer["error"]) == (status, error)
     assert answer["detail"]
-    assert data_keys(r) == []
+    assert keys_of(r, "1", "a b") == []
 
 
 def test_a_key_over_its_rate_gets_429(redis_server, r):
@@ -356,7 +356,7 @@ def test_cli_send_delivers_text_and_json(both, redis_server, user_id):
 def test_cli_send_refuses_bad_input(redis_server, r):
     assert "invalid_user_id" in flask_cli(redis_server, "send", "a b", "x").stderr
     assert "not JSON" in flask_cli(redis_server, "send", "1", "--json", "{").stderr
-    assert data_keys(r) == []
+    assert keys_of(r, "1", "a b") == []
 
 
 def test_cli_tail_prints_what_arrives(redis_server, r, user_id):
