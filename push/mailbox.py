@@ -41,6 +41,9 @@ WINDOW_RECHECK_S = 1.0
 #: A mover without the lease tries again this often (a dead holder's worker has let its
 #: liveness key expire by then).
 LEASE_RETRY_S = 3.0
+#: A holder's worker must be seen dead this long apart before its lease is taken (its
+#: worker renews the liveness key every 2 s).
+DEAD_CONFIRM_S = 2.5
 #: The holder confirms the lease is still its own at least this often.
 OWNERSHIP_CHECK_S = 10.0
 #: What a mover publishes on the user's wake channel when it gives the lease back.
@@ -94,6 +97,7 @@ class Mover:
         self.room_freed = Event()
         self.lease_free = Event()
         self.holding = False
+        self._suspect: tuple[str, float] | None = None
 
     def run(self) -> None:
         delay = RETRY_FIRST_S
@@ -127,7 +131,17 @@ class Mover:
             return False
         holder_worker = answer.rsplit("#", 1)[0]
         if holder_worker == self.worker_id or self.store.worker_alive(holder_worker):
+            self._suspect = None
             return False
+        # Dead twice, a liveness period apart: a missing key alone may be a Redis that
+        # lost its data, and the holder's worker writes it again within seconds.
+        now = time.monotonic()
+        if self._suspect is None or self._suspect[0] != answer:
+            self._suspect = (answer, now)
+            return False
+        if now - self._suspect[1] < DEAD_CONFIRM_S:
+            return False
+        self._suspect = None
         log.info("mover lease taken over mailbox=%s from=%s", self.keys.mailbox, answer)
         return self.store.mover_lease(self.keys, self.id, "steal", answer) is True
 

@@ -1,0 +1,99 @@
+"""Past one process: two gunicorn instances (2 workers each) sharing one Redis.
+
+Every tab of a user receives every message whichever instance it is on, in the same
+order; a tab resumes on the other instance; and Redis holds one blocked connection
+per online user, not one per worker the user's tabs are spread over.
+"""
+
+from __future__ import annotations
+
+import pytest
+import redis
+from clients import (
+    SseStream,
+    connection_pids,
+    mover_pids,
+    open_concurrently,
+    open_sse,
+    wait_until,
+    ws_frames,
+)
+from servers import Gunicorn, service_env
+
+pytestmark = pytest.mark.e2e
+
+USERS = 12
+#: Redis connections a worker may hold besides the movers: its pub/sub subscriber and a
+#: few pooled connections for short commands.
+PER_WORKER = 10
+
+
+@pytest.fixture(scope="module")
+def fleet(redis_server, tmp_path_factory):
+    """Two app instances, as two hosts behind a load balancer would run them."""
+    env = service_env(redis_server.url, PUSH_DEMO="1", PUSH_HEARTBEAT_S="1")
+    folder = tmp_path_factory.mktemp("fleet")
+    instances = [Gunicorn(folder / f"instance{i}.log", env).start() for i in range(2)]
+    yield instances
+    for instance in instances:
+        instance.stop()
+
+
+def test_every_tab_on_either_instance_gets_every_message_in_order(fleet, r, user_id):
+    clients = [c for instance in fleet for c in open_concurrently(instance.base_url, user_id, 6)]
+    try:
+        wait_until(lambda: r.zcard(f"{{user_{user_id}_messages}}:presence") == len(clients))
+        assert len(connection_pids(r, user_id)) >= 3  # spread over at least three workers
+        r.lpush(f"user_{user_id}_messages", *[f"m{i}" for i in range(5)])
+        orders = []
+        for client in clients:
+            if isinstance(client, SseStream):
+                events = client.events(5)
+                orders.append([(e.id, e.data) for e in events])
+            else:
+                frames = ws_frames(client, 5)
+                orders.append([(f["id"], f["data"]) for f in frames])
+        assert all(order == orders[0] for order in orders)
+        assert [data for _, data in orders[0]] == [f"m{i}" for i in range(5)]
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_a_tab_resumes_on_the_other_instance(fleet, r, user_id):
+    first, second = fleet
+    with open_sse(first.base_url, {"user_id": user_id}) as stream:
+        stream.wait_for_comment("connected")
+        r.lpush(f"user_{user_id}_messages", "a", "b", "c")
+        events = stream.events(3)
+    r.lpush(f"user_{user_id}_messages", "d")
+    headers = {"Last-Event-ID": events[0].id}
+    with open_sse(second.base_url, {"user_id": user_id}, headers) as stream:
+        assert [e.data for e in stream.events(3)] == ["b", "c", "d"]
+
+
+def test_redis_holds_one_mover_connection_per_online_user(fleet, r, redis_server):
+    users = [f"counted{i}" for i in range(USERS)]
+    clients = []
+    try:
+        for user in users:
+            for instance in fleet:
+                clients += open_concurrently(instance.base_url, user, 4)
+        wait_until(
+            lambda: all(len(connection_pids(r, user)) >= 2 for user in users),
+            what="every user on several workers",
+        )
+        try:
+            wait_until(lambda: all(len(mover_pids(r, user)) == 1 for user in users))
+        except AssertionError:
+            raise AssertionError(
+                f"movers per user: {[len(mover_pids(r, user)) for user in users]}"
+            ) from None
+        info = redis.Redis.from_url(redis_server.url).info("clients")
+        workers = sum(instance.workers for instance in fleet)
+        # This test's own client counts too.
+        assert info["connected_clients"] <= USERS + PER_WORKER * workers + 1, info
+        assert info["blocked_clients"] == USERS
+    finally:
+        for client in clients:
+            client.close()
