@@ -181,10 +181,14 @@ def test_a_redis_restart_mid_stream_loses_nothing(own_service, own_redis, how):
     clients = [ResumingClient(url, "steady", t) for t in ("sse", "ws")]
     for client in clients:
         client.start()
-    wait_until(lambda: mover_pids(producer, "steady"))
+    # Both clients registered and served once, so each worker's connections exist.
+    wait_until(lambda: producer.zcard("{user_steady_messages}:presence") == 2)
+    producer.lpush("user_steady_messages", "0")
+    for client in clients:
+        assert client.wait_for(1, timeout=10)
     baseline = len(producer.client_list())
     total = 300
-    for n in range(total):
+    for n in range(1, total):
         if n == total // 2:
             # From this thread: a server started from a thread would die with it.
             restart_redis(own_redis, how)
@@ -194,12 +198,15 @@ def test_a_redis_restart_mid_stream_loses_nothing(own_service, own_redis, how):
         assert sequence_problems(client.received, total) == {"missing": [], "out_of_order": []}
     # No connection leaked: one mover, and no more connections than before the restart
     # (pools reconnect lazily, so there may be fewer).
-    wait_until(
-        lambda: (
-            len(producer.client_list()) <= baseline and len(mover_pids(producer, "steady")) == 1
-        ),
-        what=f"redis clients to settle at {baseline}",
-    )
+    try:
+        wait_until(
+            lambda: (
+                len(producer.client_list()) <= baseline and len(mover_pids(producer, "steady")) == 1
+            )
+        )
+    except AssertionError:
+        names = [(c["name"], c["cmd"]) for c in producer.client_list()]
+        raise AssertionError(f"redis clients did not settle at {baseline}: {names}") from None
     for client in clients:
         client.stop()
     producer.close()
