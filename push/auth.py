@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 import redis
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, current_app, request
 
 from push.errors import Refusal
 from push.identity import identify
-from push.origins import add_cors_headers, cross_origin
+from push.origins import cors_post_endpoint
 from push.store import Store
 from push.tickets import issue_ticket
 
 bp = Blueprint("auth", __name__)
 
 
-@bp.before_request
-def check_origin() -> None:
-    g.cors_origin = cross_origin(request, current_app.config["PUSH_ALLOWED_ORIGINS"])
-
-
-@bp.after_request
-def cors(response: Response) -> Response:
-    if request.method == "OPTIONS" and g.get("cors_origin"):
-        response.headers["Access-Control-Allow-Methods"] = "POST"
-        response.headers["Access-Control-Allow-Headers"] = "Authorization"
-        response.headers["Access-Control-Max-Age"] = "600"
-    return add_cors_headers(response, g.get("cors_origin"))
-
-
-@bp.route("/ticket", methods=["OPTIONS"])
-def preflight() -> Response:
-    return Response(status=204)
+cors_post_endpoint(bp, "/ticket")
 
 
 @bp.post("/ticket")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from flask import Request, Response
+from flask import Blueprint, Request, Response, current_app, g, request
 
 from push.errors import Refusal
 
@@ -38,3 +38,24 @@ def add_cors_headers(response: Response, origin: str | None) -> Response:
         response.headers["Access-Control-Allow-Credentials"] = "true"
         response.headers.add("Vary", "Origin")
     return response
+
+
+def cors_post_endpoint(bp: Blueprint, path: str) -> None:
+    """Origin checks and CORS (with a preflight) for a blueprint's POST endpoint that a
+    page on an allowed origin calls with its token header or its cookie."""
+
+    @bp.before_request
+    def check_origin() -> None:
+        g.cors_origin = cross_origin(request, current_app.config["PUSH_ALLOWED_ORIGINS"])
+
+    @bp.after_request
+    def cors(response: Response) -> Response:
+        if request.method == "OPTIONS" and g.get("cors_origin"):
+            response.headers["Access-Control-Allow-Methods"] = "POST"
+            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response.headers["Access-Control-Max-Age"] = "600"
+        return add_cors_headers(response, g.get("cors_origin"))
+
+    @bp.route(path, methods=["OPTIONS"])
+    def preflight() -> Response:
+        return Response(status=204)

@@ -5,33 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import redis
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, current_app, request
 
 from push.errors import Refusal
 from push.identity import identify
 from push.keys import InvalidEventId, parse_event_id, user_keys
-from push.origins import add_cors_headers, cross_origin
+from push.origins import cors_post_endpoint
 from push.store import Mark, Receipts, Store
 
 bp = Blueprint("receipts", __name__)
 
 
-@bp.before_request
-def check_origin() -> None:
-    g.cors_origin = cross_origin(request, current_app.config["PUSH_ALLOWED_ORIGINS"])
-
-
-@bp.after_request
-def cors(response: Response) -> Response:
-    if request.method == "OPTIONS" and g.get("cors_origin"):
-        response.headers["Access-Control-Allow-Methods"] = "POST"
-        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
-    return add_cors_headers(response, g.get("cors_origin"))
-
-
-@bp.route("/ack", methods=["OPTIONS"])
-def preflight() -> Response:
-    return Response(status=204)
+cors_post_endpoint(bp, "/ack")
 
 
 @bp.post("/ack")
