@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import redis
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -17,6 +16,7 @@ from push.config import DeliverySettings, check_consistency, parse_environ
 from push.hub import Hub
 from push.presence import Presence
 from push.publishing import PublishError, publish, publish_many
+from push.redis_clients import redis_client
 from push.store import Store
 from push.tokens import TokenSettings
 
@@ -63,11 +63,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["push.presence"] = presence
     app.extensions["push.tokens"] = TokenSettings.from_config(app.config)
     app.extensions["push.hub"] = Hub(store, settings, presence)
-    app.extensions["push.ready_redis"] = redis.Redis.from_url(
+    app.extensions["push.ready_redis"] = redis_client(
         app.config["REDIS_URL"],
-        socket_timeout=health.READY_TIMEOUT_S,
-        socket_connect_timeout=health.READY_TIMEOUT_S,
         max_connections=4,
+        socket_timeout=health.READY_TIMEOUT_S,
+        connect_timeout=health.READY_TIMEOUT_S,
     )
     proxies = app.config["PUSH_TRUSTED_PROXIES"]
     if proxies:

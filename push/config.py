@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from push.redis_clients import parse_sentinel_url
+
 #: Where the mailboxes live. Unset in development means "start a private Redis" (app.py).
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 #: The producers' contract: LPUSH to this key. `{user_id}` is replaced by the user id.
@@ -146,8 +148,16 @@ def _origins(name: str, raw: str) -> tuple[str, ...]:
 
 
 def _redis_url(name: str, raw: str) -> str:
+    if raw.startswith("redis+sentinel://"):
+        try:
+            parse_sentinel_url(raw)
+        except ValueError as error:
+            raise ConfigError(f"{name}: {error}, got {raw!r}") from None
+        return raw
     if not raw.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"{name} must start with redis://, rediss:// or unix://, got {raw!r}")
+        raise ConfigError(
+            f"{name} must start with redis://, rediss://, unix:// or redis+sentinel://, got {raw!r}"
+        )
     return raw
 
 

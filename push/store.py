@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import redis
 
 from push.keys import UserKeys, parse_event_id
+from push.redis_clients import redis_client
 
 #: Seconds a short command may take before the connection counts as broken.
 COMMAND_TIMEOUT_S = 5.0
@@ -85,15 +85,13 @@ class Store:
     def __init__(self, url: str, *, pool_size: int, block_s: float) -> None:
         self.url = url
         self.block_s = block_s
-        self.pool = redis.BlockingConnectionPool.from_url(
+        self.redis = redis_client(
             url,
             max_connections=pool_size,
-            timeout=COMMAND_TIMEOUT_S,
             socket_timeout=COMMAND_TIMEOUT_S,
-            socket_connect_timeout=CONNECT_TIMEOUT_S,
-            socket_keepalive=True,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            wait_for_connection_s=COMMAND_TIMEOUT_S,
         )
-        self.redis = redis.Redis(connection_pool=self.pool)
         self._drain = self.redis.register_script(load_script("drain.lua"))
         self._mark = self.redis.register_script(load_script("mark_delivered.lua"))
         self._acknowledge = self.redis.register_script(load_script("acknowledge.lua"))
@@ -103,15 +101,13 @@ class Store:
         """A client with a connection of its own, for one mover's BLMOVE.
 
         Close it with `close_blocking_client`, which also closes the socket."""
-        kwargs: dict[str, Any] = dict(self.pool.connection_kwargs)
-        kwargs.update(
+        return redis_client(
+            self.url,
+            max_connections=1,
             socket_timeout=self.block_s + BLOCK_MARGIN_S,
+            connect_timeout=CONNECT_TIMEOUT_S,
             client_name=f"push:mover:{os.getpid()}:{name}",
         )
-        pool = redis.ConnectionPool(
-            connection_class=self.pool.connection_class, max_connections=1, **kwargs
-        )
-        return redis.Redis(connection_pool=pool, single_connection_client=True)
 
     @staticmethod
     def close_blocking_client(client: redis.Redis) -> None:
@@ -230,4 +226,4 @@ class Store:
         return self.redis.lpush(keys.mailbox, payload)
 
     def close(self) -> None:
-        self.pool.disconnect()
+        self.redis.connection_pool.disconnect()
