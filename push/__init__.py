@@ -65,9 +65,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["push.hub"] = Hub(store, settings, presence)
     app.extensions["push.ready_redis"] = redis_client(
         app.config["REDIS_URL"],
-        max_connections=4,
+        max_connections=1,
         socket_timeout=health.READY_TIMEOUT_S,
         connect_timeout=health.READY_TIMEOUT_S,
+        wait_for_connection_s=health.READY_TIMEOUT_S,
     )
     proxies = app.config["PUSH_TRUSTED_PROXIES"]
     if proxies:

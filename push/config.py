@@ -35,8 +35,9 @@ DEFAULT_RETRY_MS = 2000
 DEFAULT_WS_PING_S = 25.0
 #: How long a mover blocks on BLMOVE before it looks again (stopping does not wait for it).
 DEFAULT_BLOCK_S = 20.0
-#: Connections for short commands, per worker; blocked movers use their own connections.
-DEFAULT_REDIS_POOL_SIZE = 50
+#: Connections for short commands, per worker (a command holds one for a round trip);
+#: blocked movers use their own. Small, so Redis holds ~ online users + 10 per worker.
+DEFAULT_REDIS_POOL_SIZE = 8
 #: Messages moved per Lua call: batching is what makes the mover fast.
 DEFAULT_DRAIN_BATCH = 200
 #: HMAC algorithms only: every one is keyed by PUSH_JWT_SECRET, so no HS/RS confusion.

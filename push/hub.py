@@ -21,6 +21,7 @@ import os
 import random
 import secrets
 import socket
+import time
 
 import gevent
 import redis
@@ -29,7 +30,7 @@ from gevent.lock import Semaphore
 
 from push.config import DeliverySettings
 from push.connection import SERVICE_RESTART, Connection
-from push.keys import UserKeys, user_keys
+from push.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
 from push.mailbox import LEASE_FREE, RETRY_CAP_S, RETRY_FIRST_S, Mover
 from push.metrics import ACTIVE_USERS, REDIS_ERRORS
 from push.presence import Presence
@@ -45,6 +46,8 @@ HUB_CHANNEL = "push:hub"
 WORKER_ALIVE_EVERY_S = 2.0
 WORKER_ALIVE_TTL_S = 6.0
 LEASE_FREE_BYTES = LEASE_FREE.encode()
+#: A user's delivered mark is written at most this often (the newest entry each time).
+MARK_INTERVAL_S = 0.05
 
 
 class UserChannel:
@@ -59,10 +62,24 @@ class UserChannel:
         self.connections: set[Connection] = set()
         self._wake = Event()
         self._mark_key: tuple[int, int] = (0, 0)
+        self._mark_entry: Entry | None = None
+        self._marking = False
+        self._last_mark = 0.0
         self._mover = Mover(store, keys, settings, on_moved=self.wake, worker_id=worker_id)
         self._greenlets = [gevent.spawn(self._pump), gevent.spawn(self._mover.run)]
 
-    def wake(self) -> None:
+    def wake(self, newest: str | None = None) -> None:
+        """Let the pump read the history; a wake for an entry every local connection
+        already has (the local mover's and then the published one) is ignored."""
+        if newest is not None and self.connections:
+            try:
+                newest_key = parse_event_id(newest)
+            except InvalidEventId:
+                newest_key = None
+            if newest_key is not None and all(
+                connection.cursor_key >= newest_key for connection in self.connections
+            ):
+                return
         self._wake.set()
 
     def lease_freed(self) -> None:
@@ -70,19 +87,36 @@ class UserChannel:
         self._mover.lease_free.set()
 
     def written(self, entry: Entry) -> None:
-        """A writer put `entry` on a socket: advance the delivered mark if it is newer."""
+        """A writer put `entry` on a socket: advance the delivered mark if it is newer.
+
+        Marks are coalesced: at most one write a MARK_INTERVAL_S per user, of the newest
+        entry. A connection that opens in between without a cursor may see an entry
+        twice (at least once, de-duplicated by id), never miss one."""
         if entry.key <= self._mark_key:
             return
         self._mark_key = entry.key
+        self._mark_entry = entry
+        if not self._marking:
+            self._marking = True
+            gevent.spawn(self._flush_marks)
+
+    def _flush_marks(self) -> None:
         try:
-            self.store.mark_delivered(self.keys, entry, self.settings.history_ttl_s)
+            while self._mark_entry is not None:
+                wait = self._last_mark + MARK_INTERVAL_S - time.monotonic()
+                if wait > 0:
+                    gevent.sleep(wait)
+                entry, self._mark_entry = self._mark_entry, None
+                self.store.mark_delivered(self.keys, entry, self.settings.history_ttl_s)
+                self._last_mark = time.monotonic()
+                self._mover.room_freed.set()
         except (redis.ConnectionError, redis.TimeoutError) as error:
             REDIS_ERRORS.labels("mark").inc()
             log.warning(
                 "redis error marking delivered mailbox=%s error=%s", self.keys.mailbox, error
             )
-            return
-        self._mover.room_freed.set()
+        finally:
+            self._marking = False
 
     def acknowledged(self, event_id: str) -> None:
         """A client of this user showed `event_id` (a receipt for the producer)."""
@@ -262,4 +296,6 @@ class Hub:
             if channel is not None:
                 if message["data"] == LEASE_FREE_BYTES:
                     channel.lease_freed()
-                channel.wake()
+                    channel.wake()
+                else:
+                    channel.wake(message["data"].decode())
