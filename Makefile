@@ -63,3 +63,32 @@ format: install-test ## Apply ruff's formatting and fixes
 
 clean: ## Remove the venv, the private Redis data and test output
 	rm -rf $(VENV) var test-output
+
+# --- Benchmarks (bench/): push beside Flask-SSE and the raw Redis limit -------------
+.PHONY: bench bench-quick
+
+$(VENV)/.installed-bench: $(VENV)/.installed-test bench/requirements.txt
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	touch $@
+
+bench: install-test $(VENV)/.installed-bench ## Benchmark vs Flask-SSE (~9 min): bench/RESULTS.md, bench/results/
+	$(BIN)/python bench/run.py
+
+bench-quick: install-test $(VENV)/.installed-bench ## Smaller, shorter bench (< 2 min): bench/results/quick/
+	$(BIN)/python bench/run.py --quick
+
+# --- Chaos: numbered messages through faults (chaos/), and the soak -------------------------
+.PHONY: chaos soak
+# Extra knobs: `make chaos CHAOS_ARGS="--fsync always --keep"`, `make soak SOAK_ARGS="--minutes 2"`.
+CHAOS_ARGS ?=
+SOAK_ARGS ?=
+
+$(VENV)/.installed-chaos: chaos/requirements.txt | $(VENV)/.installed-test
+	$(BIN)/pip install --quiet -r chaos/requirements.txt
+	touch $@
+
+chaos: install-test ## Chaos run, appendfsync always and everysec, then Chromium (~6 min): chaos/RESULTS.md
+	$(BIN)/python chaos/run.py $(CHAOS_ARGS)
+
+soak: install-test $(VENV)/.installed-chaos ## 5,000 connections for 30 min: chaos/soak.csv, chaos/soak.png
+	$(BIN)/python chaos/soak.py $(SOAK_ARGS)

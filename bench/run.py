@@ -1,0 +1,1137 @@
+"""`make bench` / `make bench-quick`: push beside Flask-SSE and the raw Redis limit.
+
+    .venv/bin/python bench/run.py            # full: about 9 minutes on 2 cores
+    .venv/bin/python bench/run.py --quick    # under 2 minutes, for development
+    .venv/bin/python bench/run.py --only throughput,connections --profile /tmp/pyspy
+
+Starts its own Redis (a free port, maxclients raised) and, one at a time, gunicorn with
+2 gevent workers for push (`wsgi:app`, PUSH_DEMO=1) and for the peer (`peer_app:app`:
+Flask-SSE from PyPI; bench/peer_gunicorn.conf.py repeats the server settings of the
+repo's gunicorn.conf.py without push's hooks). Load comes from separate
+generator processes (loadgen.py) and a producer process (producer.py). Writes
+results/<date>.json (full) or results/quick/<date>.json, the Markdown table (RESULTS.md,
+or results/quick/RESULTS.md) and the PNG plots beside it (report.py).
+
+Everything listens and connects on 127.0.0.1; every loop is bounded in count and time;
+every process started here is stopped in a finally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import multiprocessing as mp
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import psutil
+import redis
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(BENCH))
+
+import loadgen  # noqa: E402
+import producer  # noqa: E402
+from loadgen import DELIVERIES, FAILED, LIVE, LOST, N_STATS, OPENING  # noqa: E402
+
+from push.redis_server import RedisServer, free_port  # noqa: E402
+
+WORKERS = 2
+#: A server that fails to boot is retried after a pause (another developer may be
+#: mid-edit in push/).
+#: Streams opened and closed on a new server before any baseline is taken.
+WARM_STREAMS = 20
+#: Seconds a probe (one message per user) may take to reach every stream.
+PROBE_S = 5.0
+BOOT_ATTEMPTS = 3
+BOOT_RETRY_S = 30.0
+#: gunicorn's per-worker connection cap for both systems (PUSH_WORKER_CONNECTIONS is read
+#: by gunicorn.conf.py): 20,000 streams need headroom over an even 10,000 per worker.
+WORKER_CONNECTIONS = 12_000
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    reps: int
+    generators: int
+    # connections scenario
+    conn_total: int
+    conn_tabs: int
+    conn_max_s: float
+    #: seconds the streams sit idle before RSS and Redis are read
+    conn_settle_s: float
+    #: handshakes in flight per generator process during a ramp
+    conn_concurrency: int
+    # throughput scenario
+    tp_users: int
+    tp_tabs: int
+    tp_warm_s: float
+    tp_window_s: float
+    tp_inflight: int
+    tp_ws: bool
+    # latency scenarios
+    lat_total: int
+    lat_tabs: int
+    lat_rate: float
+    lat_s: float
+    # backlog
+    bl_users: int
+    bl_per_user: int
+    # raw limit
+    raw_s: float
+
+
+FULL = Plan(
+    name="full",
+    reps=3,
+    generators=3,
+    conn_total=20_000,
+    conn_tabs=5,
+    conn_max_s=20.0,
+    conn_settle_s=1.5,
+    conn_concurrency=128,
+    tp_users=200,
+    tp_tabs=5,
+    tp_warm_s=1.0,
+    tp_window_s=2.5,
+    tp_inflight=4000,
+    tp_ws=True,
+    lat_total=10_000,
+    lat_tabs=5,
+    lat_rate=500.0,
+    lat_s=2.0,
+    bl_users=1000,
+    bl_per_user=100,
+    raw_s=1.5,
+)
+
+QUICK = Plan(
+    name="quick",
+    reps=3,
+    generators=2,
+    conn_total=500,
+    conn_tabs=5,
+    conn_max_s=20.0,
+    conn_settle_s=0.5,
+    conn_concurrency=128,
+    tp_users=100,
+    tp_tabs=5,
+    tp_warm_s=0.5,
+    tp_window_s=1.0,
+    tp_inflight=4000,
+    tp_ws=False,
+    # no separate ramp: the latency target is read at the throughput scenario's 1,000
+    lat_total=0,
+    lat_tabs=5,
+    lat_rate=500.0,
+    lat_s=1.0,
+    bl_users=100,
+    bl_per_user=100,
+    raw_s=0.5,
+)
+
+SCENARIOS = ("raw", "throughput", "latency", "backlog", "connections")
+#: The systems measured (all of them unless --systems narrows it, for development).
+SYSTEMS = ("push-sse", "push-ws", "flask-sse")
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def summary(values: list[float]) -> dict[str, float] | None:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def percentiles(samples_ns: array) -> dict[str, float] | None:
+    if not samples_ns:
+        return None
+    ordered = sorted(samples_ns)
+    n = len(ordered)
+
+    def at(q: float) -> float:
+        return ordered[min(n - 1, int(q * n))] / 1e6
+
+    return {"n": n, "p50": at(0.50), "p90": at(0.90), "p99": at(0.99), "max": ordered[-1] / 1e6}
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def raise_nofile() -> None:
+    loadgen.raise_nofile()
+
+
+# --------------------------------------------------------------------------------------
+# Processes: Redis, gunicorn, generators, producer
+
+
+class Server:
+    """gunicorn -c gunicorn.conf.py with 2 gevent workers: push or the Flask-SSE peer."""
+
+    def __init__(self, system: str, redis_url: str, log_dir: Path, label: str) -> None:
+        self.system = system
+        self.redis_url = redis_url
+        self.port = free_port()
+        self.log_path = log_dir / f"{label}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.workers: list[psutil.Process] = []
+
+    def start(self) -> Server:
+        return self.launch().wait_ready()
+
+    def launch(self) -> Server:
+        """Start gunicorn without waiting for it."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PUSH_")}
+        env.update(
+            REDIS_URL=self.redis_url,
+            PYTHONUNBUFFERED="1",
+            PUSH_WORKER_CONNECTIONS=str(WORKER_CONNECTIONS),
+        )
+        config, app = "gunicorn.conf.py", ["wsgi:app"]
+        if self.system == "push":
+            env["PUSH_DEMO"] = "1"
+        else:
+            config = str(BENCH / "peer_gunicorn.conf.py")
+            app = ["--pythonpath", str(BENCH), "peer_app:app"]
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            config,
+            "-b",
+            f"127.0.0.1:{self.port}",
+            "-w",
+            str(WORKERS),
+            *app,
+        ]
+        with open(self.log_path, "ab") as out:
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=raise_nofile,
+            )
+        return self
+
+    def wait_ready(self) -> Server:
+        """Wait until both workers run and the server answers."""
+        assert self.process is not None
+        deadline = time.monotonic() + 30
+        master = psutil.Process(self.process.pid)
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited; see {self.log_path}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn did not answer; see {self.log_path}")
+            workers = master.children()
+            if len(workers) == WORKERS and self._answers():
+                self.workers = workers
+                return self
+            time.sleep(0.1)
+
+    def _answers(self) -> bool:
+        path = "/static/demo.css" if self.system == "push" else "/ping"
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as probe:
+                probe.sendall(f"GET {path} HTTP/1.0\r\nHost: bench\r\n\r\n".encode())
+                return b" 200 " in probe.recv(64)[:16]
+        except OSError:
+            return False
+
+    def rss(self) -> int:
+        total = 0
+        for worker in self.workers:
+            with contextlib.suppress(psutil.Error):
+                total += worker.memory_info().rss
+        return total
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        # SIGQUIT: gunicorn's quick shutdown (the streams were closed already).
+        self.process.send_signal(signal.SIGQUIT)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        for worker in self.workers:
+            with contextlib.suppress(psutil.Error):
+                worker.kill()
+
+    @property
+    def stream_path(self) -> str:
+        return (
+            "/stream?user_id={user_id}"
+            if self.system == "push"
+            else "/stream?channel=user_{user_id}"
+        )
+
+
+class Generators:
+    """The load generator processes and their shared counters."""
+
+    def __init__(self, ctx, count: int) -> None:
+        self.stats = [ctx.Array("q", N_STATS, lock=False) for _ in range(count)]
+        self.pipes = []
+        self.processes = []
+        for index in range(count):
+            ours, theirs = ctx.Pipe()
+            process = ctx.Process(
+                target=loadgen.serve, args=(theirs, self.stats[index], index), daemon=True
+            )
+            process.start()
+            self.pipes.append(ours)
+            self.processes.append(process)
+        self.ps = [psutil.Process(p.pid) for p in self.processes]
+
+    def call(self, *command) -> list:
+        for pipe in self.pipes:
+            pipe.send(command)
+        return [pipe.recv() for pipe in self.pipes]
+
+    def total(self, index: int) -> int:
+        return sum(stats[index] for stats in self.stats)
+
+    def open(
+        self,
+        server: Server,
+        transport: str,
+        users: list[str],
+        max_s: float,
+        concurrency: int = 128,
+    ) -> None:
+        """One client per entry of `users` (a user id per tab), spread over the generators."""
+        path = server.stream_path if transport == "sse" else "/ws?user_id={user_id}"
+        for index, pipe in enumerate(self.pipes):
+            pipe.send(
+                (
+                    "open",
+                    {
+                        "transport": transport,
+                        "port": server.port,
+                        "path": path,
+                        "users": users[index :: len(self.pipes)],
+                        "concurrency": concurrency,
+                        "await_head": server.system == "push",
+                        "max_s": max_s,
+                    },
+                )
+            )
+        for pipe in self.pipes:
+            pipe.recv()
+
+    def counts(self) -> array:
+        result = array("q")
+        for reply in self.call("counts"):
+            result.frombytes(reply)
+        return result
+
+    def latencies(self) -> array:
+        result = array("q")
+        for reply in self.call("take_latency"):
+            result.frombytes(reply)
+        return result
+
+    def stop(self) -> None:
+        for pipe, process in zip(self.pipes, self.processes, strict=True):
+            with contextlib.suppress(OSError):
+                pipe.send(("exit",))
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+class Producer:
+    def __init__(self, ctx, redis_port: int, generators: Generators) -> None:
+        self.pipe, theirs = ctx.Pipe()
+        self.process = ctx.Process(
+            target=producer.serve, args=(theirs, redis_port, generators.stats), daemon=True
+        )
+        self.process.start()
+        self.ps = psutil.Process(self.process.pid)
+
+    def start(self, command: str, **kwargs) -> None:
+        self.pipe.send((command, kwargs))
+
+    def result(self, timeout: float = 120) -> dict:
+        if not self.pipe.poll(timeout):
+            raise RuntimeError("producer did not answer")
+        return self.pipe.recv()
+
+    def run(self, command: str, **kwargs) -> dict:
+        self.start(command, **kwargs)
+        return self.result()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.pipe.send(("exit", {}))
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+# --------------------------------------------------------------------------------------
+# The bench
+
+
+class Bench:
+    def __init__(self, plan: Plan, profile_dir: Path | None) -> None:
+        self.plan = plan
+        self.profile_dir = profile_dir
+        self.tmp = Path(tempfile.mkdtemp(prefix="push-bench-"))
+        self.redis_server: RedisServer | None = None
+        self.redis: redis.Redis | None = None
+        self.generators: Generators | None = None
+        self.producer: Producer | None = None
+        self.servers: list[Server] = []
+        self.redis_ps: psutil.Process | None = None
+        self.bench_clients = 0
+        self.run_id = 0
+        #: scenario 3 results when measured inside the connection ramps
+        self.latency_10k: dict = {}
+
+    # ----- set-up and tear-down
+
+    def __enter__(self) -> Bench:
+        raise_nofile()
+        ctx = mp.get_context("spawn")
+        self.redis_server = RedisServer(
+            self.tmp / "redis", extra_args=("--maxclients", "50000")
+        ).start()
+        self.redis_ps = psutil.Process(self.redis_server.process.pid)
+        self.redis = redis.Redis(port=self.redis_server.port, socket_timeout=30)
+        self.generators = Generators(ctx, self.plan.generators)
+        self.producer = Producer(ctx, self.redis_server.port, self.generators)
+        self.producer.run("paced", system="push", users=["warm"], rate=10, duration=0.01)
+        self.bench_clients = self.redis_clients()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for server in self.servers:
+            server.stop()
+        if self.producer is not None:
+            self.producer.stop()
+        if self.generators is not None:
+            self.generators.stop()
+        if self.redis_server is not None:
+            self.redis_server.stop()
+        shutil.rmtree(self.tmp / "redis", ignore_errors=True)
+
+    def launch_server(self, system: str, label: str) -> Server:
+        """Start booting a server (to overlap its boot with the previous one's stop)."""
+        self.run_id += 1
+        server = Server(system, self.redis_server.url, self.tmp, f"{self.run_id:02d}-{label}")
+        self.servers.append(server)
+        return server.launch()
+
+    def start_server(self, system: str, label: str, launched: Server | None = None) -> Server:
+        """A warmed-up server; a boot failure (push/ being edited, say) is retried."""
+        for attempt in range(BOOT_ATTEMPTS):
+            server = launched if launched is not None else self.launch_server(system, label)
+            launched = None
+            try:
+                server.wait_ready()
+                time.sleep(0.2)
+                if server.process.poll() is not None or not all(
+                    w.is_running() for w in server.workers
+                ):
+                    raise RuntimeError(f"gunicorn lost a worker at boot; see {server.log_path}")
+                self.warm_up(server)
+                return server
+            except RuntimeError as error:
+                self.stop_server(server)
+                if attempt == BOOT_ATTEMPTS - 1:
+                    raise
+                log(f"{error}: retrying in {BOOT_RETRY_S:.0f} s")
+                time.sleep(BOOT_RETRY_S)
+        raise AssertionError("unreachable")
+
+    def stop_server(self, server: Server, flush: bool = True) -> None:
+        """Close the streams, stop the server, wait until Redis has dropped its clients
+        (the next baseline must not count them) and, unless told not to (a next server is
+        booting), empty Redis."""
+        self.generators.call("close_all")
+        server.stop()
+        if server in self.servers:
+            self.servers.remove(server)
+        if flush:
+            self.redis.flushall()
+            self.wait(lambda: self.redis_clients() <= self.bench_clients, 10, step=0.1)
+
+    def warm_up(self, server: Server) -> None:
+        """A few streams and messages, so both workers have imported and connected
+        everything they lazily set up before any baseline is taken."""
+        users = [f"warm{i}" for i in range(WARM_STREAMS)]
+        self._peer_idle_clients = self.redis_clients() - self.bench_clients
+        self.generators.open(server, "sse", users, 10)
+        # Until every warm stream got a message: a pub/sub stream may subscribe late.
+        deadline = time.monotonic() + 15
+        while True:
+            self.check(server)
+            self.send_one_each(server.system, users)
+            got = self.wait(
+                lambda: sum(1 for c in self.generators.counts() if c >= 1) >= len(users),
+                0.5,
+                step=0.05,
+            )
+            if got:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"warm-up streams got no message; see {server.log_path}")
+        self.generators.call("close_all")
+        time.sleep(0.3)
+        self.check(server)
+        self._peer_idle_clients = self.redis_clients() - self.bench_clients
+
+    def check(self, server: Server) -> None:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited; see {server.log_path}")
+
+    # ----- measurements
+
+    def info(self, section: str) -> dict:
+        return self.redis.info(section)
+
+    def redis_clients(self) -> int:
+        return int(self.info("clients")["connected_clients"])
+
+    def live(self, server: Server, tabs: list[str] | int) -> int:
+        """Streams the server has made live. push sends its head at once; Flask-SSE only
+        with the first message, so its streams are counted by their Redis connections
+        (one pub/sub connection each)."""
+        if server.system == "push":
+            return self.generators.total(LIVE)
+        return max(0, self.redis_clients() - self.bench_clients - self._peer_idle_clients)
+
+    _peer_idle_clients = 0
+
+    def wait(self, condition, timeout: float, step: float = 0.05) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(step)
+        return condition()
+
+    def send_one_each(self, system: str, users: list[str]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for i, user_id in enumerate(users):
+            producer.send(pipe, system, user_id)
+            if i % 500 == 499:
+                pipe.execute()
+        pipe.execute()
+
+    def open_streams(
+        self, server: Server, transport: str, tabs: list[str], max_s: float, target: int = 0
+    ):
+        """Open one stream per entry of `tabs` until `target` streams (default: that many)
+        are live, progress stops, or `max_s` passes; then stop opening. Returns (live,
+        seconds until the last stream went live, seconds spent, samples of (seconds, live,
+        worker RSS bytes))."""
+        target = target or len(tabs)
+        samples = []
+        start = time.monotonic()
+        self.generators.open(server, transport, tabs, max_s, self.plan.conn_concurrency)
+        best, best_at, last_change = 0, 0.0, start
+        next_sample = start
+        while True:
+            now = time.monotonic()
+            live = self.live(server, tabs)
+            if live > best:
+                best, best_at, last_change = live, now - start, now
+            if now >= next_sample:
+                samples.append((round(now - start, 3), live, server.rss()))
+                next_sample = now + 0.25
+            if live >= target:
+                break
+            opening = self.generators.total(OPENING)
+            if now - start > max_s or (now - last_change > 8 and opening == 0):
+                break
+            if now - last_change > 15:
+                break
+            time.sleep(0.05)
+        self.generators.call("stop_opening")
+        elapsed = time.monotonic() - start
+        samples.append((round(elapsed, 3), best, server.rss()))
+        return best, best_at, elapsed, samples
+
+    def probe(
+        self, server: Server, users: list[str], expected: int, timeout: float
+    ) -> tuple[int, int]:
+        """One message to every user; the streams that receive it are the ones held.
+        Returns (streams held, users with a stream open)."""
+        self.generators.call("reset_counts")
+        self.send_one_each(server.system, users)
+
+        def held() -> int:
+            return sum(1 for c in self.generators.counts() if c >= 1)
+
+        self.wait(lambda: held() >= expected, timeout, step=0.25)
+        online = set()
+        for reply in self.generators.call("live_users"):
+            online.update(reply)
+        return held(), len(online)
+
+    def profile(self, server: Server, name: str, seconds: float) -> list[subprocess.Popen]:
+        """py-spy record one push worker: collapsed stacks (.txt) and a flamegraph (.svg)."""
+        if self.profile_dir is None:
+            return []
+        self.profile_dir.mkdir(parents=True, exist_ok=True)
+        spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+        pid = str(server.workers[0].pid)
+        out = self.profile_dir / f"{name}-{pid}"
+        log(f"py-spy on worker {pid} for {seconds:.0f} s -> {out}.*")
+        common = ["--pid", pid, "--duration", str(max(1, int(seconds))), "--rate", "250"]
+        return [
+            subprocess.Popen(
+                [spy, "record", *common, "--format", fmt, "-o", f"{out}.{ext}", "--nonblocking"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for fmt, ext in (("raw", "txt"), ("flamegraph", "svg"))
+        ]
+
+    # ----- scenarios
+
+    def scenario_raw(self) -> dict:
+        plan = self.plan
+        result = {}
+        for label, batch in (
+            ("redis-py loop, 1 per round trip", 1),
+            ("pipelined, 100 per round trip", 100),
+        ):
+            reps = []
+            for _ in range(plan.reps):
+                cpu0 = cpu_seconds([self.producer.ps])
+                redis0 = cpu_seconds([self.redis_ps])
+                r = self.producer.run("raw", duration=plan.raw_s, batch=batch)
+                cpu1 = cpu_seconds([self.producer.ps])
+                redis1 = cpu_seconds([self.redis_ps])
+                reps.append(
+                    {
+                        "msgs_per_s": r["moved"] / r["seconds"],
+                        "client_cpu_us_per_msg": (cpu1 - cpu0) / max(1, r["moved"]) * 1e6,
+                        "redis_cpu_us_per_msg": (redis1 - redis0) / max(1, r["moved"]) * 1e6,
+                    }
+                )
+            result[label] = {"reps": reps, "msgs_per_s": summary([r["msgs_per_s"] for r in reps])}
+            log(f"raw {label}: {result[label]['msgs_per_s']['median']:,.0f} msg/s")
+        return result
+
+    def scenario_throughput(self) -> dict:
+        plan = self.plan
+        systems = [("push-sse", "push", "sse"), ("flask-sse", "peer", "sse")]
+        if plan.tp_ws:
+            systems.insert(1, ("push-ws", "push", "ws"))
+        systems = [row for row in systems if row[0] in SYSTEMS]
+        users = [f"tp{i}" for i in range(plan.tp_users)]
+        tabs = [u for u in users for _ in range(plan.tp_tabs)]
+        random.Random(1).shuffle(tabs)
+        out: dict = {"throughput": {}, "latency_light": {}}
+        for label, system, transport in systems:
+            server = self.start_server(system, f"throughput-{label}")
+            try:
+                live, _, _, _ = self.open_streams(server, transport, tabs, 30)
+                if live < len(tabs):
+                    log(f"{label}: only {live} of {len(tabs)} streams live")
+                time.sleep(0.5)
+                # light load on the same streams: the 1,000-stream latency
+                if system == "peer":
+                    # Flask-SSE's heads arrive with the first message: one each first.
+                    self.probe(server, users, len(tabs), PROBE_S)
+                lat_reps = self.latency_reps(server, users, transport)
+                lat_reps["streams"] = live
+                out["latency_light"][label] = lat_reps
+                out["throughput"][label] = self.throughput_reps(server, users, len(tabs), label)
+                out["throughput"][label]["streams"] = live
+            finally:
+                self.stop_server(server)
+        return out
+
+    def settle_deliveries(self, quiet_s: float = 0.3, limit_s: float = 5.0) -> None:
+        """Wait until no delivery arrived for `quiet_s` (a late message counts too)."""
+        deadline = time.monotonic() + limit_s
+        last, quiet_since = self.generators.total(DELIVERIES), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = self.generators.total(DELIVERIES)
+            if now != last:
+                last, quiet_since = now, time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet_s:
+                return
+
+    def latency_reps(self, server: Server, users: list[str], transport: str) -> dict:
+        plan = self.plan
+        reps, samples = [], []
+        for rep in range(plan.reps):
+            spy = (
+                self.profile(server, f"latency-{server.system}-{len(users)}u", plan.lat_s)
+                if rep == 0
+                else []
+            )
+            self.generators.call("latency", True)
+            gen0 = cpu_seconds(self.generators.ps)
+            app0 = cpu_seconds(server.workers)
+            t0 = time.monotonic()
+            r = self.producer.run(
+                "paced", system=server.system, users=users, rate=plan.lat_rate, duration=plan.lat_s
+            )
+            self.settle_deliveries()
+            gen1 = cpu_seconds(self.generators.ps)
+            app1 = cpu_seconds(server.workers)
+            wall = time.monotonic() - t0
+            lat = self.generators.latencies()
+            self.generators.call("latency", False)
+            stats = percentiles(lat) or {}
+            stats["sent"] = r["sent"]
+            stats["generator_cpu_pct_of_core"] = (gen1 - gen0) / wall * 100
+            stats["app_cpu_pct_of_core"] = (app1 - app0) / wall * 100
+            reps.append(stats)
+            samples.append(lat)
+            for process in spy:
+                process.wait(timeout=60)
+        result = {"reps": reps}
+        for key in ("p50", "p90", "p99", "max"):
+            result[key] = summary([r.get(key) for r in reps])
+        result["deliveries_per_rep"] = summary([r.get("n", 0) for r in reps])
+        result["app_cpu_pct_of_core"] = summary([r["app_cpu_pct_of_core"] for r in reps])
+        result["generator_cpu_pct_of_core"] = summary(
+            [r["generator_cpu_pct_of_core"] for r in reps]
+        )
+        # the rep with the median p99 keeps its samples for the CDF plot (thinned)
+        order = sorted(range(len(reps)), key=lambda i: reps[i].get("p99", 0))
+        chosen = sorted(samples[order[len(order) // 2]])
+        step = max(1, len(chosen) // 2000)
+        result["cdf_ms"] = [round(v / 1e6, 4) for v in chosen[::step]]
+        log(
+            f"latency {server.system} {transport}: p50 {result['p50']['median']:.2f} ms, "
+            f"p99 {result['p99']['median']:.2f} ms ({reps[0].get('n', 0)} deliveries/rep)"
+            if result["p50"]
+            else f"latency {server.system}: no samples"
+        )
+        return result
+
+    def throughput_reps(self, server: Server, users: list[str], tabs: int, label: str) -> dict:
+        plan = self.plan
+        reps = []
+        per_user_tabs = plan.tp_tabs
+        for rep in range(plan.reps):
+            base = self.generators.total(DELIVERIES)
+            self.producer.start(
+                "saturate",
+                system=server.system,
+                users=users,
+                tabs=per_user_tabs,
+                window=plan.tp_inflight,
+                batch=500,
+                duration=plan.tp_warm_s + plan.tp_window_s + 0.2,
+            )
+            time.sleep(plan.tp_warm_s)
+            spy = (
+                self.profile(server, f"throughput-{label}", plan.tp_window_s) if rep == 0 else None
+            )
+            d0 = self.generators.total(DELIVERIES)
+            app0 = cpu_seconds(server.workers)
+            redis0 = cpu_seconds([self.redis_ps])
+            gen0 = cpu_seconds(self.generators.ps)
+            prod0 = cpu_seconds([self.producer.ps])
+            t0 = time.monotonic()
+            time.sleep(plan.tp_window_s)
+            d1 = self.generators.total(DELIVERIES)
+            t1 = time.monotonic()
+            app1 = cpu_seconds(server.workers)
+            redis1 = cpu_seconds([self.redis_ps])
+            gen1 = cpu_seconds(self.generators.ps)
+            prod1 = cpu_seconds([self.producer.ps])
+            sent = self.producer.result()["sent"]
+            # let what is in flight arrive before the next repetition
+            expected = base + sent * per_user_tabs
+            drained = self.wait(lambda e=expected: self.generators.total(DELIVERIES) >= e, 10)
+            for process in spy or ():
+                process.wait(timeout=60)
+            wall = t1 - t0
+            deliveries = d1 - d0
+            total_cpu = (app1 - app0) + (redis1 - redis0) + (gen1 - gen0) + (prod1 - prod0)
+            reps.append(
+                {
+                    "deliveries_per_s": deliveries / wall,
+                    "app_cpu_us_per_delivery": (app1 - app0) / max(1, deliveries) * 1e6,
+                    "redis_cpu_us_per_delivery": (redis1 - redis0) / max(1, deliveries) * 1e6,
+                    "app_cpu_pct_of_core": (app1 - app0) / wall * 100,
+                    "redis_cpu_pct_of_core": (redis1 - redis0) / wall * 100,
+                    "generator_cpu_pct_of_core": (gen1 - gen0) / wall * 100,
+                    "producer_cpu_pct_of_core": (prod1 - prod0) / wall * 100,
+                    "generator_share_of_cpu_used_pct": (gen1 - gen0) / max(1e-9, total_cpu) * 100,
+                    "all_delivered_after": drained,
+                    "lost_streams": self.generators.total(LOST),
+                }
+            )
+        result = {"reps": reps}
+        for key in reps[0]:
+            if isinstance(reps[0][key], float):
+                result[key] = summary([r[key] for r in reps])
+        log(
+            f"throughput {label}: {result['deliveries_per_s']['median']:,.0f} deliveries/s, "
+            f"{result['app_cpu_us_per_delivery']['median']:.1f} us app CPU each, "
+            f"generator {result['generator_cpu_pct_of_core']['median']:.0f}% of a core"
+        )
+        return result
+
+    def scenario_latency(self) -> dict:
+        plan = self.plan
+        n_users = plan.lat_total // plan.lat_tabs
+        users = [f"lat{i}" for i in range(n_users)]
+        tabs = [u for u in users for _ in range(plan.lat_tabs)]
+        random.Random(2).shuffle(tabs)
+        out = {}
+        for label, system in (("push-sse", "push"), ("flask-sse", "peer")):
+            if label not in SYSTEMS:
+                continue
+            server = self.start_server(system, f"latency-{label}")
+            try:
+                self.open_streams(server, "sse", tabs, plan.conn_max_s)
+                time.sleep(1.0)
+                held, _ = self.probe(server, users, len(tabs), PROBE_S)
+                log(f"latency {label}: {held} of {len(tabs)} streams live")
+                time.sleep(0.5)
+                result = self.latency_reps(server, users, "sse")
+                result["streams"] = held
+                out[label] = result
+            finally:
+                self.stop_server(server)
+        return out
+
+    def scenario_backlog(self) -> dict:
+        plan = self.plan
+        server = self.start_server("push", "backlog-push")
+        reps = []
+        total = plan.bl_users * plan.bl_per_user
+        try:
+            for rep in range(plan.reps):
+                users = [f"bl{rep}x{i}" for i in range(plan.bl_users)]
+                self.producer.run("preload", users=users, per_user=plan.bl_per_user)
+                d0 = self.generators.total(DELIVERIES)
+                app0 = cpu_seconds(server.workers)
+                gen0 = cpu_seconds(self.generators.ps)
+                start = time.monotonic()
+                self.generators.open(server, "sse", users, 30)
+                goal = d0 + total
+                done = self.wait(lambda g=goal: self.generators.total(DELIVERIES) >= g, 60, 0.02)
+                seconds = time.monotonic() - start
+                got = self.generators.total(DELIVERIES) - d0
+                app1 = cpu_seconds(server.workers)
+                gen1 = cpu_seconds(self.generators.ps)
+                reps.append(
+                    {
+                        "seconds": seconds,
+                        "delivered": got,
+                        "complete": done,
+                        "deliveries_per_s": got / seconds,
+                        "app_cpu_us_per_delivery": (app1 - app0) / max(1, got) * 1e6,
+                        "generator_cpu_pct_of_core": (gen1 - gen0) / seconds * 100,
+                    }
+                )
+                self.generators.call("close_all")
+                time.sleep(0.3)
+        finally:
+            self.stop_server(server)
+        result = {"messages": total, "users": plan.bl_users, "reps": reps}
+        for key in ("seconds", "deliveries_per_s", "app_cpu_us_per_delivery"):
+            result[key] = summary([r[key] for r in reps])
+        log(f"backlog push: {total:,} messages in {result['seconds']['median']:.2f} s")
+        return result
+
+    def scenario_connections(self, with_latency: bool = False) -> dict:
+        """Scenario 1; with_latency also runs scenario 3 (latency at plan.lat_total
+        streams) inside the first SSE ramp of each system, to save a ramp each."""
+        plan = self.plan
+        n_users = plan.conn_total // plan.conn_tabs
+        out = {}
+        for label, system, transport in (
+            ("push-sse", "push", "sse"),
+            ("push-ws", "push", "ws"),
+            ("flask-sse", "peer", "sse"),
+        ):
+            if label not in SYSTEMS:
+                continue
+            reps = []
+            server = following = None
+            try:
+                for rep in range(plan.reps):
+                    users = [f"c{rep}x{i}" for i in range(n_users)]
+                    tabs = [u for u in users for _ in range(plan.conn_tabs)]
+                    random.Random(3 + rep).shuffle(tabs)
+                    t0 = time.monotonic()
+                    server = self.start_server(
+                        system, f"connections-{label}-{rep}", launched=following
+                    )
+                    following = None
+                    t1 = time.monotonic()
+                    fold = with_latency and rep == 0 and transport == "sse"
+                    reps.append(
+                        self.connections_rep(
+                            server,
+                            transport,
+                            users,
+                            tabs,
+                            label,
+                            rep,
+                            latency_at=plan.lat_total if fold else 0,
+                        )
+                    )
+                    if "latency" in reps[-1]:
+                        self.latency_10k[label] = reps[-1].pop("latency")
+                    t2 = time.monotonic()
+                    # A fresh server per rep (clean baselines; Flask-SSE notices a client
+                    # gone only when it next writes to it), booting while this one stops.
+                    if rep + 1 < plan.reps:
+                        following = self.launch_server(system, f"connections-{label}-{rep + 1}")
+                    self.stop_server(server, flush=following is None)
+                    server = None
+                    reps[-1]["phase_s"] = {
+                        "start": round(t1 - t0, 2),
+                        "measure": round(t2 - t1, 2),
+                        "stop": round(time.monotonic() - t2, 2),
+                    }
+            finally:
+                for leftover in (server, following):
+                    if leftover is not None:
+                        self.stop_server(leftover)
+            result = {"reps": reps, "target": plan.conn_total, "users": n_users}
+            for key in reps[0]:
+                if isinstance(reps[0][key], (int, float)):
+                    result[key] = summary([r[key] for r in reps])
+            # the RSS-vs-connections curve of the median rep
+            order = sorted(range(len(reps)), key=lambda i: reps[i]["rss_kb_per_conn"])
+            result["curve"] = reps[order[len(order) // 2]]["samples"]
+            for r in reps:
+                r.pop("samples")
+            out[label] = result
+            log(
+                f"connections {label}: held {result['held']['median']:,.0f}, "
+                f"{result['rss_kb_per_conn']['median']:.1f} KB RSS each, "
+                f"{result['redis_clients']['median']:,.0f} Redis clients, "
+                f"{result['accept_per_s']['median']:,.0f}/s"
+            )
+        return out
+
+    def connections_rep(
+        self,
+        server: Server,
+        transport: str,
+        users: list[str],
+        tabs: list[str],
+        label: str,
+        rep: int,
+        latency_at: int = 0,
+    ) -> dict:
+        """Ramp idle streams to len(tabs) within plan.conn_max_s of ramping, measure the
+        workers and Redis, then probe which streams are held. With `latency_at`, the ramp
+        pauses at that many streams for the latency repetitions (scenario 3)."""
+        plan = self.plan
+        rss0 = server.rss()
+        mem0 = int(self.info("memory")["used_memory"])
+        spy = self.profile(server, f"connections-{label}", 20) if rep == 0 else []
+        phases = [tabs]
+        if 0 < latency_at < len(tabs):
+            phases = [tabs[:latency_at], tabs[latency_at:]]
+        budget = plan.conn_max_s
+        ramp_s, spent, live, samples, latency = 0.0, 0.0, 0, [], None
+        gen_busy = app_busy = 0.0
+        for index, part in enumerate(phases):
+            if budget < 1:
+                break
+            g0, a0 = cpu_seconds(self.generators.ps), cpu_seconds(server.workers)
+            live, reached_s, elapsed, part_samples = self.open_streams(
+                server, transport, part, budget, target=live + len(part)
+            )
+            gen_busy += cpu_seconds(self.generators.ps) - g0
+            app_busy += cpu_seconds(server.workers) - a0
+            samples += [(round(t + spent, 3), n, r) for t, n, r in part_samples]
+            ramp_s = spent + reached_s
+            spent += elapsed
+            budget -= elapsed
+            if index == 0 and len(phases) > 1:
+                latency = self.latency_pause(server, part)
+        time.sleep(plan.conn_settle_s)
+        rss = server.rss()
+        mem = int(self.info("memory")["used_memory"])
+        clients = self.redis_clients() - self.bench_clients
+        if server.system != "push":
+            # Flask-SSE holds a Redis connection per stream and nothing else; the warm-up
+            # streams it has not noticed are gone (it never writes to them) do not count.
+            clients -= self._peer_idle_clients
+        open_now = self.live(server, tabs)
+        held, online = self.probe(server, users, len(tabs), PROBE_S)
+        failed = self.generators.total(FAILED)
+        if latency_at and latency_at >= len(tabs):
+            latency = self.latency_pause(server, tabs)
+        for process in spy:
+            process.wait(timeout=60)
+        # per connection: the streams open when RSS and Redis were read
+        open_n = max(1, open_now)
+        result = {
+            "target": len(tabs),
+            "live": live,
+            "open": open_now,
+            "held": held,
+            "failed": failed,
+            "online_users": online,
+            "ramp_s": ramp_s,
+            "accept_per_s": live / ramp_s if ramp_s else 0.0,
+            "app_cpu_us_per_accept": app_busy / max(1, live) * 1e6,
+            "rss_mb": rss / 2**20,
+            "rss_kb_per_conn": (rss - rss0) / open_n / 1024,
+            "redis_used_memory_mb": mem / 2**20,
+            "redis_bytes_per_conn": (mem - mem0) / open_n,
+            "redis_clients": clients,
+            "redis_clients_per_conn": clients / open_n,
+            "redis_clients_per_user": clients / max(1, online),
+            "generator_cpu_pct_of_core": gen_busy / max(1e-9, spent) * 100,
+            "samples": samples,
+        }
+        if latency is not None:
+            result["latency"] = latency
+        return result
+
+    def latency_pause(self, server: Server, tabs: list[str]) -> dict:
+        """Scenario 3 inside a connection ramp: the streams open so far, 3 reps of light load."""
+        time.sleep(1.0)
+        users = sorted(set(tabs))
+        held, _ = self.probe(server, users, len(tabs), PROBE_S)
+        log(f"latency {server.system}: {held:,} of {len(tabs):,} streams hold, measuring")
+        time.sleep(0.5)
+        result = self.latency_reps(server, users, "sse")
+        result["streams"] = held
+        return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller counts, under 2 minutes")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="comma list of scenarios")
+    parser.add_argument("--profile", type=Path, help="py-spy the first push worker into DIR")
+    parser.add_argument(
+        "--set", action="append", default=[], help="override a plan field: KEY=VALUE (development)"
+    )
+    parser.add_argument("--systems", help="comma list of push-sse,push-ws,flask-sse (development)")
+    parser.add_argument(
+        "--no-write", action="store_true", help="write the JSON to the temp dir only"
+    )
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    for item in args.set:
+        key, _, value = item.partition("=")
+        current = getattr(plan, key)
+        plan = replace(
+            plan, **{key: type(current)(value) if not isinstance(current, bool) else value == "1"}
+        )
+    global SYSTEMS
+    if args.systems:
+        SYSTEMS = tuple(args.systems.split(","))
+    wanted = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(wanted) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+
+    started = time.monotonic()
+    results: dict = {
+        "date": dt.date.today().isoformat(),
+        "started_at": dt.datetime.now().isoformat(timespec="seconds"),
+        "plan": asdict(plan),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "nofile_limit": loadgen.raise_nofile(),
+            "workers": WORKERS,
+            "worker_connections": WORKER_CONNECTIONS,
+        },
+        "scenarios": {},
+        "seconds": {},
+    }
+    log(f"{plan.name} run: {', '.join(wanted)}")
+    with Bench(plan, args.profile) as bench:
+        results["machine"]["redis"] = bench.info("server")["redis_version"]
+        for name in SCENARIOS:
+            if name not in wanted:
+                continue
+            if name == "latency" and ("connections" in wanted or not plan.lat_total):
+                continue  # measured inside the connection ramps, or not at all (quick)
+            t = time.monotonic()
+            try:
+                if name == "connections":
+                    data = bench.scenario_connections(
+                        with_latency="latency" in wanted and plan.lat_total > 0
+                    )
+                    if bench.latency_10k:
+                        results["scenarios"]["latency_10k"] = bench.latency_10k
+                else:
+                    data = getattr(bench, f"scenario_{name}")()
+            except Exception as error:  # one failed scenario must not lose the others
+                log(f"scenario {name} failed: {error!r}")
+                results.setdefault("errors", {})[name] = repr(error)
+                for server in list(bench.servers):
+                    bench.stop_server(server)
+                continue
+            if name == "throughput":
+                results["scenarios"]["throughput"] = data["throughput"]
+                results["scenarios"]["latency_1k"] = data["latency_light"]
+            elif name == "latency":
+                results["scenarios"]["latency_10k"] = data
+            else:
+                results["scenarios"][name] = data
+            results["seconds"][name] = round(time.monotonic() - t, 1)
+    results["seconds"]["total"] = round(time.monotonic() - started, 1)
+    log(f"done in {results['seconds']['total']:.0f} s")
+    if args.no_write:
+        path = Path(tempfile.gettempdir()) / f"push-bench-{plan.name}.json"
+        path.write_text(json.dumps(results, indent=1))
+        log(f"results in {path} (--no-write: nothing written under bench/)")
+        return 0
+    import report
+
+    out_dir = BENCH / "results" if plan.name == "full" else BENCH / "results" / "quick"
+    md_path = BENCH / "RESULTS.md" if plan.name == "full" else out_dir / "RESULTS.md"
+    report.write_all(results, out_dir, md_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
