@@ -34,7 +34,7 @@ from push.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
 from push.mailbox import LEASE_FREE, RETRY_CAP_S, RETRY_FIRST_S, Mover
 from push.metrics import ACTIVE_USERS, REDIS_ERRORS
 from push.presence import Presence
-from push.store import Entry, Store
+from push.store import DrainResult, Entry, Store
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class UserChannel:
         self._mark_entry: Entry | None = None
         self._marking = False
         self._last_mark = 0.0
-        self._mover = Mover(store, keys, settings, on_moved=self.wake, worker_id=worker_id)
+        self._mover = Mover(store, keys, settings, on_moved=self.moved, worker_id=worker_id)
         self._greenlets = [gevent.spawn(self._pump), gevent.spawn(self._mover.run)]
 
     def wake(self, newest: str | None = None) -> None:
@@ -81,6 +81,16 @@ class UserChannel:
             ):
                 return
         self._wake.set()
+
+    def moved(self, result: DrainResult) -> None:
+        """This worker's mover added entries: connections that had everything before them
+        get them at once, without reading the history back."""
+        previous = parse_event_id(result.previous_id) if result.previous_id else (0, 0)
+        if self.connections and all(c.cursor_key == previous for c in self.connections):
+            for connection in list(self.connections):
+                connection.offer(result.entries)
+            return
+        self.wake(result.last_id)
 
     def lease_freed(self) -> None:
         """Another worker's mover for this user stopped: try to take over at once."""

@@ -85,7 +85,7 @@ class Mover:
         store: Store,
         keys: UserKeys,
         settings: DeliverySettings,
-        on_moved: Callable[[str], None],
+        on_moved: Callable[[DrainResult], None],
         worker_id: str,
     ) -> None:
         self.store = store
@@ -171,8 +171,8 @@ class Mover:
 
     def _step(self, client: redis.Redis) -> None:
         result = drain(self.store, self.keys, self.settings)
-        if result.moved and result.last_id:
-            self.on_moved(result.last_id)
+        if result.moved:
+            self.on_moved(result)
         if result.more and result.room > 0:
             return
         if result.more:

@@ -77,6 +77,10 @@ class DrainResult:
     more: bool
     last_id: str | None
     dead_reasons: list[str]
+    #: The id the history ended with before this drain (None: it was empty).
+    previous_id: str | None
+    #: What this drain added, in order.
+    entries: list[Entry]
 
 
 class Store:
@@ -128,7 +132,7 @@ class Store:
         max_message_bytes: int,
     ) -> DrainResult:
         """Run the drain script once (see scripts/drain.lua)."""
-        moved, dead, room, more, last_id, reasons = self._drain(
+        moved, dead, room, more, last_id, reasons, previous, added = self._drain(
             keys=keys.drain_keys,
             args=[window, batch, history_max, ttl_s, max_message_bytes, keys.wake],
         )
@@ -139,6 +143,11 @@ class Store:
             more=bool(more),
             last_id=last_id.decode() if last_id else None,
             dead_reasons=[reason.decode() for reason in reasons],
+            previous_id=previous.decode() if previous else None,
+            entries=[
+                Entry(id=raw_id.decode(), key=parse_event_id(raw_id.decode()), n=n, data=d.decode())
+                for raw_id, n, d in added
+            ],
         )
 
     def wait_for_mail(self, client: redis.Redis, keys: UserKeys) -> bool:

@@ -9,7 +9,10 @@
 -- history to its cap only drops entries that were delivered. A message over the
 -- size limit or not valid UTF-8 goes to the dead-letter list instead.
 --
--- Returns {moved, dead, room left, more waiting (0/1), newest id, why each dead one died}.
+-- Returns {moved, dead, room left, more waiting (0/1), newest id, why each dead one died,
+--          the id the history ended with before (false if empty), the moved entries as
+--          {id, sequence number, payload}}: the mover's worker hands them to its
+--          connections without reading the history again.
 local mailbox, pending, history, state, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local window = tonumber(ARGV[1])
 local batch = tonumber(ARGV[2])
@@ -57,7 +60,10 @@ local room = window - (seq - delivered)
 if room < 0 then room = 0 end
 
 local moved, dead_count, last_id = 0, 0, false
-local reasons = {}
+local reasons, added = {}, {}
+local before = redis.call('XREVRANGE', history, '+', '-', 'COUNT', 1)
+local previous_id = false
+if before[1] then previous_id = before[1][1] end
 local budget = batch
 while room > 0 and budget > 0 do
   local message = redis.call('RPOP', pending)
@@ -78,6 +84,7 @@ while room > 0 and budget > 0 do
   else
     seq = seq + 1
     last_id = redis.call('XADD', history, '*', 'd', message, 'n', seq)
+    added[#added + 1] = {last_id, seq, message}
     moved = moved + 1
     room = room - 1
   end
@@ -98,4 +105,4 @@ end
 
 local more = 0
 if redis.call('LLEN', pending) > 0 or redis.call('LLEN', mailbox) > 0 then more = 1 end
-return {moved, dead_count, room, more, last_id, reasons}
+return {moved, dead_count, room, more, last_id, reasons, previous_id, added}
