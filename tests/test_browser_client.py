@@ -11,6 +11,7 @@ import pytest
 from clients import open_sse, wait_until
 from conftest import API_KEYS
 from playwright.sync_api import expect
+from prometheus_client.parser import text_string_to_metric_families
 from servers import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -26,6 +27,18 @@ def api(base_url, path):
 
 def connections(base_url, user_id):
     return api(base_url, f"/api/users/{user_id}/presence")["connections"]
+
+
+def open_streams(base_url):
+    """push_open_connections summed over transports and workers, from /metrics."""
+    with urllib.request.urlopen(base_url + "/metrics", timeout=10) as response:
+        families = text_string_to_metric_families(response.read().decode())
+        return sum(
+            sample.value
+            for family in families
+            if family.name == "push_open_connections"
+            for sample in family.samples
+        )
 
 
 def role(page):
@@ -56,10 +69,12 @@ def open_tab(context, base_url, user_id, transport="sse"):
 def test_three_tabs_share_one_connection_and_show_every_message_once(
     context, base_url, r, user_id, transport
 ):
+    wait_until(lambda: open_streams(base_url) == 0, what="earlier tests' streams to close")
     tabs = [open_tab(context, base_url, user_id, transport) for _ in range(3)]
     roles = sorted(role(tab) for tab in tabs)
     assert roles == ["follower", "follower", "leader"]
     wait_until(lambda: connections(base_url, user_id) == 1, what="exactly one connection")
+    assert open_streams(base_url) == 1  # the server's own count agrees
     r.lpush(f"user_{user_id}_messages", *[f"m{i}" for i in range(5)])
     for tab in tabs:
         expect(tab.locator("#messages li.message")).to_have_count(5)

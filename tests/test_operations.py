@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from clients import mover_pids, open_sse, open_ws, wait_until, ws_frames
+from clients import connection_pids, mover_pids, open_sse, open_ws, wait_until, ws_frames
 from prometheus_client.parser import text_string_to_metric_families
 from resuming import ResumingClient, sequence_problems
 from servers import ROOT, Gunicorn, service_env
@@ -377,3 +377,31 @@ def test_json_logs_are_one_object_a_line(redis_server, tmp_path):
     assert any(m.startswith("connection closed user=json-logged") for m in messages)
     assert all({"time", "level", "logger", "pid", "message"} <= set(line) for line in lines)
     assert "secret-value" not in server.log()
+
+
+def test_a_dead_workers_connections_stop_counting_within_a_lease(own_redis, tmp_path):
+    """The presence registry's leases expire with their worker (PUSH_PRESENCE_LEASE_S)."""
+    env = service_env(own_redis.url, PUSH_DEMO="1", PUSH_PRESENCE_LEASE_S="2")
+    server = Gunicorn(tmp_path / "log", env, workers=1).start()
+    r = redis.Redis.from_url(own_redis.url, decode_responses=True)
+    try:
+        stream = open_sse(server.base_url, {"user_id": "counted"})
+        stream.wait_for_comment("connected")
+        (pid,) = connection_pids(r, "counted")
+        os.kill(int(pid), signal.SIGKILL)  # no chance to say goodbye
+        wait_until(
+            lambda: (
+                r.zcount("{user_counted_messages}:presence", "(" + str(_now_ms(r)), "+inf") == 0
+            ),
+            timeout=10,
+            what="the dead worker's lease to expire",
+        )
+        stream.close()
+    finally:
+        server.stop()
+        r.close()
+
+
+def _now_ms(r) -> int:
+    seconds, micros = r.time()
+    return seconds * 1000 + micros // 1000
