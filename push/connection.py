@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import gevent
 from gevent.event import Event
 
 from push.keys import parse_event_id
@@ -23,6 +24,8 @@ from push.store import Entry
 OUTBOX_FULL = "outbox full"
 CLIENT_LEFT = "client left"
 SERVICE_RESTART = "service restart"
+#: Seconds a connection cut for a full outbox gets to close cleanly before its socket is.
+OUTBOX_GRACE_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,15 @@ class Connection:
         self.closed_reason: str | None = None
         self._outbox: deque[Entry | Reset] = deque()
         self._ready = Event()
+        #: More was there than the outbox took; `on_drained` asks for it once written.
+        self.behind = False
+        self.behind_since = 0.0
+        self.on_drained: Callable[[], None] | None = None
+        #: Cuts the socket: a writer blocked on a client that stopped reading never
+        #: returns by itself. Set by the transport.
+        self.abort: Callable[[], None] | None = None
+        #: Set by the transport when its writer has returned.
+        self.finished = False
 
     @property
     def age_s(self) -> float:
@@ -55,10 +67,23 @@ class Connection:
     def closed(self) -> bool:
         return self.closed_reason is not None
 
-    def offer(self, entries: list[Entry], trimmed: str | None = None) -> None:
-        """Queue the entries after this connection's cursor (a reset first if it fell behind)."""
-        if self.closed:
-            return
+    def offer(
+        self,
+        entries: list[Entry],
+        trimmed: str | None = None,
+        read_from: tuple[int, int] | None = None,
+    ) -> bool:
+        """Queue the entries after this connection's cursor (a reset first if it fell behind).
+
+        `read_from` is where the read that produced `entries` began: a connection whose
+        cursor is older than that (it attached while the read ran) takes nothing, or it
+        would skip what lies between; the caller reads again for it. Returns False then.
+        At most the outbox's free room is taken; the rest waits for the next read, which
+        the writer asks for (`on_drained`) once it has written what it took."""
+        if self.closed or self.behind:
+            return True  # a connection that is behind asks for more itself
+        if read_from is not None and self.cursor_key < read_from:
+            return False
         if trimmed is not None:
             trimmed_key = parse_event_id(trimmed)
             if self.cursor_key < trimmed_key:
@@ -69,13 +94,19 @@ class Connection:
         if not entries:
             if self._outbox:
                 self._ready.set()
-            return
-        if len(self._outbox) + len(entries) > self.outbox_max:
-            self.close(OUTBOX_FULL)
-            return
+            return True
+        room = self.outbox_max - len(self._outbox)
+        if room <= 0:
+            self.close(OUTBOX_FULL)  # a whole outbox unread: the client is not reading
+            return True
+        if len(entries) > room:
+            entries = entries[:room]
+            self.behind = True
+            self.behind_since = time.monotonic()
         self._outbox.extend(entries)
         self.cursor_key = entries[-1].key
         self._ready.set()
+        return True
 
     def next_batch(self, timeout: float) -> list[Entry | Reset]:
         """Everything queued, waiting up to `timeout` for something; [] on timeout or close."""
@@ -86,13 +117,25 @@ class Connection:
             return []
         batch = list(self._outbox)
         self._outbox.clear()
+        if self.behind and self.on_drained is not None:
+            self.behind = False
+            self.on_drained()
         return batch
 
     def close(self, reason: str) -> None:
-        """Ask the writer to stop; the first reason given is kept."""
+        """Ask the writer to stop; the first reason given is kept.
+
+        A connection cut for a full outbox is given OUTBOX_GRACE_S to end by itself (its
+        writer may be blocked on the client's closed window); then its socket is cut."""
         if self.closed_reason is None:
             self.closed_reason = reason
+            if reason == OUTBOX_FULL and self.abort is not None:
+                gevent.spawn_later(OUTBOX_GRACE_S, self._abort_if_still_open)
         self._ready.set()
+
+    def _abort_if_still_open(self) -> None:
+        if not self.finished and self.abort is not None:
+            self.abort()
 
     def batches(
         self, heartbeat_s: float, written: Callable[[Entry], None]

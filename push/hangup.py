@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Callable
 from typing import Any
 
 import gevent
 from gevent.socket import wait_read
+
+
+def cut(sock: Any) -> None:
+    """Shut a client's socket down, so that a writer blocked on it fails at once."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def client_socket(environ: dict[str, Any]) -> socket.socket | None:

@@ -29,9 +29,9 @@ from gevent.event import Event
 from gevent.lock import Semaphore
 
 from push.config import DeliverySettings
-from push.connection import SERVICE_RESTART, Connection
+from push.connection import OUTBOX_FULL, SERVICE_RESTART, Connection
 from push.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
-from push.mailbox import LEASE_FREE, RETRY_CAP_S, RETRY_FIRST_S, Mover
+from push.mailbox import LEASE_FREE, RETRY_CAP_S, RETRY_FIRST_S, Mover, release_leftovers
 from push.metrics import ACTIVE_USERS, REDIS_ERRORS
 from push.presence import Presence
 from push.store import DrainResult, Entry, Store
@@ -46,6 +46,8 @@ HUB_CHANNEL = "push:hub"
 WORKER_ALIVE_EVERY_S = 2.0
 WORKER_ALIVE_TTL_S = 6.0
 LEASE_FREE_BYTES = LEASE_FREE.encode()
+#: A connection that has not written its full outbox for this long is cut (it resumes).
+STALLED_S = 10.0
 #: A user's delivered mark is written at most this often (the newest entry each time).
 MARK_INTERVAL_S = 0.05
 
@@ -84,13 +86,14 @@ class UserChannel:
 
     def moved(self, result: DrainResult) -> None:
         """This worker's mover added entries: connections that had everything before them
-        get them at once, without reading the history back."""
+        get them at once, without reading the history back; the others get a read."""
         previous = parse_event_id(result.previous_id) if result.previous_id else (0, 0)
-        if self.connections and all(c.cursor_key == previous for c in self.connections):
-            for connection in list(self.connections):
-                connection.offer(result.entries)
-            return
-        self.wake(result.last_id)
+        covered = [
+            connection.offer(result.entries, read_from=previous)
+            for connection in list(self.connections)
+        ]
+        if not all(covered):
+            self._wake.set()
 
     def lease_freed(self) -> None:
         """Another worker's mover for this user stopped: try to take over at once."""
@@ -162,13 +165,23 @@ class UserChannel:
                 self._wake.set()
 
     def _dispatch(self) -> None:
+        """Read from the oldest cursor among the open connections and offer the entries,
+        again until every connection has been offered what follows its own cursor."""
         batch = self.settings.drain_batch
-        while self.connections:
-            cursor = min(connection.cursor_key for connection in self.connections)
+        now = time.monotonic()
+        for connection in list(self.connections):
+            if connection.behind and now - connection.behind_since > STALLED_S:
+                connection.close(OUTBOX_FULL)  # it took a full outbox and wrote none of it
+        while True:
+            # Closed connections and those waiting to write a full outbox do not hold the
+            # read back for the others.
+            open_ones = [c for c in self.connections if not c.closed and not c.behind]
+            if not open_ones:
+                return
+            cursor = min(connection.cursor_key for connection in open_ones)
             entries, trimmed = self.store.read_after(self.keys, f"{cursor[0]}-{cursor[1]}", batch)
-            for connection in list(self.connections):
-                connection.offer(entries, trimmed)
-            if len(entries) < batch:
+            covered = [c.offer(entries, trimmed, read_from=cursor) for c in open_ones]
+            if len(entries) < batch and all(covered):
                 return
 
 
@@ -207,6 +220,7 @@ class Hub:
             self._by_wake[keys.wake.encode()] = channel
             self._set_subscription(connection.user_id, keys.wake)
         channel.connections.add(connection)
+        connection.on_drained = channel.wake
         channel.wake()
         return channel
 
@@ -255,6 +269,7 @@ class Hub:
         while True:
             try:
                 self.store.mark_worker_alive(self.worker_id, WORKER_ALIVE_TTL_S)
+                release_leftovers(self.store)
             except (redis.ConnectionError, redis.TimeoutError) as error:
                 REDIS_ERRORS.labels("liveness").inc()
                 log.warning("redis error marking the worker alive error=%s", error)

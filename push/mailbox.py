@@ -50,6 +50,23 @@ OWNERSHIP_CHECK_S = 10.0
 LEASE_FREE = "free"
 
 _mover_numbers = itertools.count(1)
+#: The ids of this process's running movers, and the leases of stopped ones that could
+#: not be given back yet.
+_running: set[str] = set()
+_unreleased: list[tuple[UserKeys, str]] = []
+
+
+def release_lease(store: Store, keys: UserKeys, mover_id: str) -> None:
+    if store.mover_lease(keys, mover_id, "release") is True:
+        store.redis.publish(keys.wake, LEASE_FREE)
+
+
+def release_leftovers(store: Store) -> None:
+    """Give back the leases stopped movers kept while Redis was away."""
+    while _unreleased:
+        keys, mover_id = _unreleased[0]
+        release_lease(store, keys, mover_id)
+        _unreleased.pop(0)
 
 
 def drain(store: Store, keys: UserKeys, settings: DeliverySettings) -> DrainResult:
@@ -96,23 +113,20 @@ class Mover:
         self.id = f"{worker_id}#{next(_mover_numbers)}"
         self.room_freed = Event()
         self.lease_free = Event()
-        self.holding = False
         self._suspect: tuple[str, float] | None = None
 
     def run(self) -> None:
         delay = RETRY_FIRST_S
+        _running.add(self.id)
         try:
             while True:
                 try:
                     if self._acquire():
-                        self.holding = True
                         self._move()
-                        self.holding = False
                     self.lease_free.wait(LEASE_RETRY_S)
                     self.lease_free.clear()
                     delay = RETRY_FIRST_S
                 except Exception as error:
-                    self.holding = False
                     if isinstance(error, redis.ConnectionError | redis.TimeoutError):
                         REDIS_ERRORS.labels("mover").inc()
                         log.warning("redis error mailbox=%s error=%s", self.keys.mailbox, error)
@@ -122,6 +136,7 @@ class Mover:
                     delay = min(delay * 2, RETRY_CAP_S)
         finally:
             self._release()
+            _running.discard(self.id)
 
     def _acquire(self) -> bool:
         answer = self.store.mover_lease(self.keys, self.id, "acquire")
@@ -130,7 +145,12 @@ class Mover:
         if not isinstance(answer, str):
             return False
         holder_worker = answer.rsplit("#", 1)[0]
-        if holder_worker == self.worker_id or self.store.worker_alive(holder_worker):
+        if holder_worker == self.worker_id:
+            if answer in _running:
+                return False
+            # A mover of this worker stopped without giving the lease back (Redis was away).
+            return self.store.mover_lease(self.keys, self.id, "steal", answer) is True
+        if self.store.worker_alive(holder_worker):
             self._suspect = None
             return False
         # Dead twice, a liveness period apart: a missing key alone may be a Redis that
@@ -160,14 +180,13 @@ class Mover:
             self.store.close_blocking_client(client)
 
     def _release(self) -> None:
-        """Give the lease back and tell the other workers' movers, at once."""
-        if not self.holding:
-            return
+        """Give the lease back (if it is ours) and tell the other workers' movers, at once.
+
+        While Redis is away this cannot be done: release_leftovers tries again later."""
         try:
-            if self.store.mover_lease(self.keys, self.id, "release") is True:
-                self.store.redis.publish(self.keys.wake, LEASE_FREE)
+            release_lease(self.store, self.keys, self.id)
         except (redis.ConnectionError, redis.TimeoutError):
-            pass  # the lease goes with this worker's liveness key
+            _unreleased.append((self.keys, self.id))
 
     def _step(self, client: redis.Redis) -> None:
         result = drain(self.store, self.keys, self.settings)

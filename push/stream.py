@@ -12,7 +12,7 @@ from push.admission import Admission, Unavailable, admit, release, release_unles
 from push.config import DeliverySettings
 from push.connection import CLIENT_LEFT, SERVICE_RESTART, Connection, Reset
 from push.errors import Refusal
-from push.hangup import watch_for_hangup
+from push.hangup import client_socket, cut, watch_for_hangup
 from push.hub import Hub
 from push.metrics import CONNECTIONS, OPEN_CONNECTIONS, RESULT_BY_STATUS
 from push.origins import add_cors_headers
@@ -78,6 +78,9 @@ def stream() -> Response:
     )
     channel = hub.attach(connection)
     watcher = watch_for_hangup(request.environ, lambda: connection.close(CLIENT_LEFT))
+    sock = client_socket(request.environ)
+    if sock is not None:
+        connection.abort = lambda: cut(sock)
     CONNECTIONS.labels("sse", "accepted").inc()
     OPEN_CONNECTIONS.labels("sse").inc()
     log.info("connection opened user=%s transport=sse", admission.user_id)
@@ -94,6 +97,7 @@ def stream() -> Response:
             )
 
     def close() -> None:
+        connection.finished = True
         if watcher is not None:
             watcher.kill(block=True)
         connection.close(CLIENT_LEFT)

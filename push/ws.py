@@ -19,6 +19,7 @@ from push.admission import Admission, Unavailable, admit, release, release_unles
 from push.config import DeliverySettings
 from push.connection import CLIENT_LEFT, OUTBOX_FULL, SERVICE_RESTART, Connection, Reset
 from push.errors import Refusal
+from push.hangup import cut
 from push.hub import Hub
 from push.keys import InvalidEventId, parse_event_id
 from push.metrics import CONNECTIONS, OPEN_CONNECTIONS, RESULT_BY_STATUS
@@ -160,6 +161,7 @@ def serve(ws: Server) -> None:
         admission.connection_id, admission.user_id, "ws", admission.cursor, settings.outbox_max
     )
     channel = hub.attach(connection)
+    connection.abort = lambda: cut(ws.sock.raw)
     reader = gevent.spawn(read_client, ws, connection, channel.acknowledged)
     CONNECTIONS.labels("ws", "accepted").inc()
     OPEN_CONNECTIONS.labels("ws").inc()
@@ -173,6 +175,7 @@ def serve(ws: Server) -> None:
         elif connection.closed_reason == OUTBOX_FULL:
             close(ws, CLOSE_TOO_SLOW, OUTBOX_FULL)
     finally:
+        connection.finished = True
         connection.close(CLIENT_LEFT)
         reader.kill(block=True)
         hub.detach(connection)

@@ -2,8 +2,7 @@
 slow consumers, silent cuts and a browser; plus one regression test per fault it found.
 
 `make chaos` runs the full version (chaos/run.py, both `appendfsync` settings, results in
-chaos/RESULTS.md). The faults found are regression tests here, `xfail(strict=True)` until
-push/ is fixed: each then passes, and the marker has to go.
+chaos/RESULTS.md). Each fault found is a regression test here, named after it.
 """
 
 from __future__ import annotations
@@ -28,10 +27,6 @@ from push.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
 
-#: The faults behind the losses the short run can still show (see their regression tests).
-RESUME_RACE = "test_a_resume_while_the_pump_reads_skips_to_the_other_connections_cursor"
-LEASE_LEAK = "test_a_mover_lease_left_while_redis_was_away_does_not_block_the_user"
-
 
 def test_a_short_chaos_run_loses_nothing_and_leaks_nothing(tmp_path):
     result = run_chaos(QUICK, tmp_path, say=lambda line: None)
@@ -46,14 +41,9 @@ def test_a_short_chaos_run_loses_nothing_and_leaks_nothing(tmp_path):
     for cut in result.clients["silent_cuts"]:
         assert cut["cut"] and cut["client_noticed_s"] is not None, cut
         assert cut["server_released_s"] is not None, cut
-    known = d["lost_skipped_on_resume"] + d["lost_stuck_in_mailbox"]
-    assert result.ok or known, result.problems()
-    if known:
-        pytest.xfail(
-            f"{d['lost_skipped_on_resume']} messages skipped when a client resumed "
-            f"({RESUME_RACE}), {d['lost_stuck_in_mailbox']} stuck in a mailbox "
-            f"({LEASE_LEAK}): {d['incomplete_clients'][:3]}"
-        )
+    assert d["lost_skipped_on_resume"] == 0, d["incomplete_clients"]
+    assert d["lost_stuck_in_mailbox"] == 0, d["incomplete_clients"]
+    assert result.ok, result.problems()
 
 
 @pytest.mark.browser
@@ -152,12 +142,6 @@ def stalled_stream(port: int, user_id: str) -> socket.socket:
     return sock
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="UserChannel._dispatch reads after the cursor it computed before attach() added "
-    "the new connection; Connection.offer accepts entries that start past its own cursor",
-)
 def test_a_resume_while_the_pump_reads_skips_to_the_other_connections_cursor(tmp_path):
     """A tab resuming from an older id on a worker where its user already has a live
     connection must get the entry right after its id, never a later one."""
@@ -181,16 +165,11 @@ def test_a_resume_while_the_pump_reads_skips_to_the_other_connections_cursor(tmp
                     skipped.append((cursor, ids[-49], first))
         finally:
             pusher.stop_event.set()
+            pusher.join(timeout=10)
             live.close()
         assert skipped == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a connection cut for a full outbox keeps its frozen cursor in channel.connections "
-    "while its writer is blocked in sendall; _dispatch re-reads the same batch after it forever",
-)
 def test_a_reader_that_stops_reading_starves_the_other_tabs_of_its_user(tmp_path):
     with one_worker(tmp_path, PUSH_OUTBOX_MAX="20", PUSH_DRAIN_BATCH="10") as service:
         fast = open_sse(service.url, {"user_id": "stall"})
@@ -206,13 +185,6 @@ def test_a_reader_that_stops_reading_starves_the_other_tabs_of_its_user(tmp_path
             fast.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Connection.close(OUTBOX_FULL) only flags the connection: the writer stays blocked "
-    "in sendall on a socket without a timeout, so the socket, greenlet and presence lease "
-    "are held for as long as the peer keeps its window closed (and SIGTERM waits for it)",
-)
 def test_a_reader_that_stops_reading_is_disconnected_once_its_outbox_overflows(tmp_path):
     with one_worker(tmp_path, PUSH_OUTBOX_MAX="20", PUSH_DRAIN_BATCH="10") as service:
         presence = user_keys("loris", "user_{user_id}_messages").presence
@@ -225,12 +197,6 @@ def test_a_reader_that_stops_reading_is_disconnected_once_its_outbox_overflows(t
             stalled.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the pump offers up to PUSH_DRAIN_BATCH entries at once and Connection.offer "
-    "closes the connection when they exceed PUSH_OUTBOX_MAX, even with an empty outbox",
-)
 def test_an_outbox_smaller_than_the_drain_batch_still_lets_a_client_catch_up(tmp_path):
     """Both settings are valid alone (PUSH_DRAIN_BATCH defaults to 200); a client more than
     PUSH_OUTBOX_MAX messages behind is cut before anything is written, at every attempt."""
@@ -244,13 +210,6 @@ def test_an_outbox_smaller_than_the_drain_batch_still_lets_a_client_catch_up(tmp
             client.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Mover._release cannot give the lease back while Redis is away (and skips it when "
-    "an error had just cleared `holding`); Mover._acquire never takes over a lease whose "
-    "holder's worker is this one or alive, so it is held until MOVER_LEASE_SAFETY_MS (1 h)",
-)
 def test_a_mover_lease_left_while_redis_was_away_does_not_block_the_user(tmp_path):
     """The user's last tab closes while Redis restarts; the next tab must get new mail."""
     with one_worker(tmp_path) as service:
