@@ -51,6 +51,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config["REDIS_URL"],
         pool_size=app.config["PUSH_REDIS_POOL_SIZE"],
         block_s=app.config["PUSH_BLOCK_S"],
+        cluster=app.config["PUSH_REDIS_CLUSTER"],
     )
     app.extensions["push.settings"] = settings
     app.extensions["push.store"] = store
@@ -69,6 +70,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         socket_timeout=health.READY_TIMEOUT_S,
         connect_timeout=health.READY_TIMEOUT_S,
         wait_for_connection_s=health.READY_TIMEOUT_S,
+        cluster=app.config["PUSH_REDIS_CLUSTER"],
     )
     proxies = app.config["PUSH_TRUSTED_PROXIES"]
     if proxies:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import redis
 from flask import Request, current_app, g
 
 from push.errors import Refusal
@@ -20,6 +19,7 @@ from push.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
 from push.metrics import REDIS_ERRORS
 from push.origins import cross_origin
 from push.presence import Presence, new_connection_id
+from push.redis_clients import REDIS_UNAVAILABLE
 from push.store import Store
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def admit(request: Request) -> Admission:
                 {"Retry-After": str(LIMIT_RETRY_AFTER_S)},
             )
         mark = store.delivered_mark(keys)
-    except (redis.ConnectionError, redis.TimeoutError) as error:
+    except REDIS_UNAVAILABLE as error:
         REDIS_ERRORS.labels("admission").inc()
         raise Unavailable("redis is unavailable") from error
     g.admission = Admission(user_id, keys, cursor or mark or START_OF_HISTORY, connection_id)
@@ -93,7 +93,7 @@ def release(admission: Admission, presence: Presence) -> None:
     """Give back the presence lease (it expires by itself if Redis is away)."""
     try:
         presence.leave(admission.keys, admission.connection_id)
-    except (redis.ConnectionError, redis.TimeoutError) as error:
+    except REDIS_UNAVAILABLE as error:
         log.warning("redis error releasing presence user=%s error=%s", admission.user_id, error)
 
 

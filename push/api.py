@@ -11,7 +11,6 @@ import hmac
 import logging
 import time
 
-import redis
 from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 
 from push.errors import Refusal
@@ -21,6 +20,7 @@ from push.openapi import MAX_USERS_PER_CALL, openapi_document
 from push.presence import Presence
 from push.publishing import PublishError, publish_many
 from push.receipts import receipts_json
+from push.redis_clients import REDIS_UNAVAILABLE
 from push.store import Store
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -82,7 +82,7 @@ def _limit_rate() -> None:
             pipe.incr(window)
             pipe.expire(window, 2)
             calls, _ = pipe.execute()
-    except (redis.ConnectionError, redis.TimeoutError):
+    except REDIS_UNAVAILABLE:
         raise _redis_unavailable() from None
     if calls > rate:
         raise Refusal(429, "rate_limited", f"more than {rate} calls a second", {"Retry-After": "1"})
@@ -147,7 +147,7 @@ def publish() -> tuple[dict[str, object], int]:
         )
     except PublishError as error:
         raise Refusal(PUBLISH_ERROR_STATUS[error.code], error.code, error.detail) from None
-    except (redis.ConnectionError, redis.TimeoutError):
+    except REDIS_UNAVAILABLE:
         raise _redis_unavailable() from None
     return {"queued": len(online), "online": online}, 202
 
@@ -159,7 +159,7 @@ def receipts(user_id: str) -> dict[str, object]:
     store: Store = current_app.extensions["push.store"]
     try:
         return receipts_json(store.receipts(keys))
-    except (redis.ConnectionError, redis.TimeoutError):
+    except REDIS_UNAVAILABLE:
         raise _redis_unavailable() from None
 
 
@@ -169,7 +169,7 @@ def presence(user_id: str) -> dict[str, object]:
     registry: Presence = current_app.extensions["push.presence"]
     try:
         count = registry.count(keys)
-    except (redis.ConnectionError, redis.TimeoutError):
+    except REDIS_UNAVAILABLE:
         raise _redis_unavailable() from None
     return {
         "online": count.online,

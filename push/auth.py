@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import redis
 from flask import Blueprint, current_app, request
 
 from push.errors import Refusal
 from push.identity import identify
 from push.origins import cors_post_endpoint
+from push.redis_clients import REDIS_UNAVAILABLE
 from push.store import Store
 from push.tickets import issue_ticket
 
@@ -25,6 +25,6 @@ def ticket() -> tuple[dict[str, object], int]:
     ttl_s = current_app.config["PUSH_TICKET_TTL_S"]
     try:
         value = issue_ticket(store.redis, user_id, ttl_s)
-    except (redis.ConnectionError, redis.TimeoutError):
+    except REDIS_UNAVAILABLE:
         raise Refusal(503, "redis_unavailable", "redis did not answer; try again") from None
     return {"ticket": value, "expires_in": ttl_s}, 200

@@ -82,8 +82,7 @@ def tail(user_id: str, cursor: str | None, count: int | None) -> None:
         except InvalidEventId as error:
             raise click.BadParameter(str(error), param_hint="--after") from None
     cursor = cursor or store.delivered_mark(keys) or "0-0"
-    pubsub = store.pubsub()
-    pubsub.subscribe(keys.wake)
+    wakes = store.user_wakes(keys)
     printed = 0
     try:
         while count is None or printed < count:
@@ -95,9 +94,9 @@ def tail(user_id: str, cursor: str | None, count: int | None) -> None:
                 cursor = entry.id
                 printed += 1
             if not entries:
-                pubsub.get_message(timeout=TAIL_POLL_S)
+                wakes.get_message(timeout=TAIL_POLL_S)
     finally:
-        pubsub.close()
+        wakes.close()
 
 
 @push.command()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from push.redis_clients import parse_sentinel_url
+from push.redis_cluster import parse_cluster_seeds
 
 #: Where the mailboxes live. Unset in development means "start a private Redis" (app.py).
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -165,6 +166,7 @@ def _redis_url(name: str, raw: str) -> str:
 #: environment variable -> (app.config key, parser, default)
 SETTINGS: dict[str, tuple[str, Callable[[str, str], Any], Any]] = {
     "REDIS_URL": ("REDIS_URL", _redis_url, DEFAULT_REDIS_URL),
+    "PUSH_REDIS_CLUSTER": ("PUSH_REDIS_CLUSTER", _boolean, False),
     "PUSH_DEMO": ("PUSH_DEMO", _boolean, False),
     "PUSH_MAILBOX_KEY": ("PUSH_MAILBOX_KEY", _mailbox_template, DEFAULT_MAILBOX_KEY),
     "PUSH_HEARTBEAT_S": ("PUSH_HEARTBEAT_S", _number(float, 0.05, 3600), DEFAULT_HEARTBEAT_S),
@@ -242,6 +244,7 @@ def check_consistency(config: Mapping[str, Any]) -> None:
     for variable in ("PUSH_MAILBOX_KEY", "REDIS_URL"):
         parse = SETTINGS[variable][1]
         parse(variable, config[variable])
+    _check_redis_mode(config["REDIS_URL"], config["PUSH_REDIS_CLUSTER"])
     if not config["PUSH_DEMO"]:
         secret = config["PUSH_JWT_SECRET"]
         if not secret:
@@ -261,6 +264,26 @@ def check_consistency(config: Mapping[str, Any]) -> None:
             "PUSH_HISTORY_MAX must be at least twice PUSH_DRAIN_BATCH "
             f"({config['PUSH_HISTORY_MAX']} < 2 x {config['PUSH_DRAIN_BATCH']})"
         )
+
+
+def _check_redis_mode(url: str, cluster: bool) -> None:
+    several_hosts = "," in url.partition("://")[2].partition("/")[0]
+    if not cluster:
+        if several_hosts and not url.startswith("redis+sentinel://"):
+            raise ConfigError(
+                "REDIS_URL names several hosts: that is a cluster's seed nodes "
+                "(set PUSH_REDIS_CLUSTER=1) or sentinels (use redis+sentinel://)"
+            )
+        return
+    if not url.startswith(("redis://", "rediss://")):
+        raise ConfigError(
+            "PUSH_REDIS_CLUSTER=1 needs REDIS_URL to be redis:// or rediss:// seed nodes "
+            f"(host:port[,host:port]), got {url!r}"
+        )
+    try:
+        parse_cluster_seeds(url)
+    except ValueError as error:
+        raise ConfigError(f"REDIS_URL with PUSH_REDIS_CLUSTER=1: {error}, got {url!r}") from None
 
 
 @dataclass(frozen=True, slots=True)

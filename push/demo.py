@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import redis
 from flask import Blueprint, abort, current_app, render_template, request
 
 from push.errors import Refusal
 from push.identity import checked_user_id
 from push.keys import user_keys
+from push.redis_clients import REDIS_UNAVAILABLE
 from push.store import Store
 
 bp = Blueprint("demo", __name__)
@@ -39,6 +39,6 @@ def send() -> tuple[dict[str, object], int]:
     store: Store = current_app.extensions["push.store"]
     try:
         waiting = store.push(user_keys(user_id, current_app.config["PUSH_MAILBOX_KEY"]), data)
-    except (redis.ConnectionError, redis.TimeoutError):
+    except REDIS_UNAVAILABLE:
         raise Refusal(503, "redis_unavailable", "redis did not answer; try again") from None
     return {"queued": 1, "waiting": waiting}, 202

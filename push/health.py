@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, request
 
 from push.errors import Refusal
 from push.metrics import exposition
+from push.redis_clients import REDIS_UNAVAILABLE
 
 bp = Blueprint("health", __name__)
 
@@ -46,6 +47,6 @@ def readyz() -> tuple[dict[str, str], int]:
     client: redis.Redis = current_app.extensions["push.ready_redis"]
     try:
         client.ping()
-    except (redis.ConnectionError, redis.TimeoutError) as error:
+    except REDIS_UNAVAILABLE as error:
         return {"redis": f"unavailable: {error}", "status": "not ready"}, 503
     return {"redis": "ok", "status": "ready"}, 200

@@ -24,7 +24,6 @@ import socket
 import time
 
 import gevent
-import redis
 from gevent.event import Event
 from gevent.lock import Semaphore
 
@@ -34,13 +33,12 @@ from push.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
 from push.mailbox import LEASE_FREE, RETRY_CAP_S, RETRY_FIRST_S, Mover, release_leftovers
 from push.metrics import ACTIVE_USERS, REDIS_ERRORS
 from push.presence import Presence
+from push.redis_clients import REDIS_UNAVAILABLE
 from push.store import DrainResult, Entry, Store
+from push.wakes import WakeSubscriber
 
 log = logging.getLogger(__name__)
 
-#: The channel every worker's subscriber listens on from its start, so that its
-#: connection exists before the first user's wake channel is added to it.
-HUB_CHANNEL = "push:hub"
 #: A worker renews its liveness key this often; other workers take its mover leases
 #: over once the key has expired.
 WORKER_ALIVE_EVERY_S = 2.0
@@ -123,7 +121,7 @@ class UserChannel:
                 self.store.mark_delivered(self.keys, entry, self.settings.history_ttl_s)
                 self._last_mark = time.monotonic()
                 self._mover.room_freed.set()
-        except (redis.ConnectionError, redis.TimeoutError) as error:
+        except REDIS_UNAVAILABLE as error:
             REDIS_ERRORS.labels("mark").inc()
             log.warning(
                 "redis error marking delivered mailbox=%s error=%s", self.keys.mailbox, error
@@ -135,7 +133,7 @@ class UserChannel:
         """A client of this user showed `event_id` (a receipt for the producer)."""
         try:
             self.store.acknowledge(self.keys, event_id, self.settings.history_ttl_s)
-        except (redis.ConnectionError, redis.TimeoutError) as error:
+        except REDIS_UNAVAILABLE as error:
             REDIS_ERRORS.labels("ack").inc()
             log.warning(
                 "redis error recording an ack mailbox=%s error=%s", self.keys.mailbox, error
@@ -153,7 +151,7 @@ class UserChannel:
                 self._dispatch()
                 delay = RETRY_FIRST_S
             except Exception as error:
-                if isinstance(error, redis.ConnectionError | redis.TimeoutError):
+                if isinstance(error, REDIS_UNAVAILABLE):
                     REDIS_ERRORS.labels("pump").inc()
                     log.warning(
                         "redis error reading history mailbox=%s error=%s", self.keys.mailbox, error
@@ -194,7 +192,7 @@ class Hub:
         self.presence = presence
         self.users: dict[str, UserChannel] = {}
         self._by_wake: dict[bytes, UserChannel] = {}
-        self._pubsub: redis.client.PubSub | None = None
+        self._wakes: WakeSubscriber | None = None
         self._subscription_lock = Semaphore()
         self._pid: int | None = None
         self.worker_id = ""
@@ -244,13 +242,13 @@ class Hub:
         Deciding under the lock, from the registry as it is at that moment, keeps a
         quick leave-and-return of a user from ending unsubscribed."""
         with self._subscription_lock:
-            assert self._pubsub is not None
+            assert self._wakes is not None
             try:
                 if user_id in self.users:
-                    self._pubsub.subscribe(wake)
+                    self._wakes.subscribe(wake)
                 else:
-                    self._pubsub.unsubscribe(wake)
-            except (redis.ConnectionError, redis.TimeoutError) as error:
+                    self._wakes.unsubscribe(wake)
+            except REDIS_UNAVAILABLE as error:
                 # The listener reconnects and re-subscribes what redis-py recorded.
                 log.warning("redis error on subscription channel=%s error=%s", wake, error)
 
@@ -259,7 +257,7 @@ class Hub:
             return
         self._pid = os.getpid()
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-        self._pubsub = self.store.pubsub()
+        self._wakes = self.store.wake_subscriber()
         gevent.spawn(self._listen)
         gevent.spawn(self._renew_presence)
         gevent.spawn(self._keep_alive)
@@ -270,7 +268,7 @@ class Hub:
             try:
                 self.store.mark_worker_alive(self.worker_id, WORKER_ALIVE_TTL_S)
                 release_leftovers(self.store)
-            except (redis.ConnectionError, redis.TimeoutError) as error:
+            except REDIS_UNAVAILABLE as error:
                 REDIS_ERRORS.labels("liveness").inc()
                 log.warning("redis error marking the worker alive error=%s", error)
             gevent.sleep(WORKER_ALIVE_EVERY_S)
@@ -286,27 +284,26 @@ class Hub:
             }
             try:
                 self.presence.renew(leases)
-            except (redis.ConnectionError, redis.TimeoutError) as error:
+            except REDIS_UNAVAILABLE as error:
                 REDIS_ERRORS.labels("presence").inc()
                 log.warning("redis error renewing presence error=%s", error)
 
     def _subscribe_all(self) -> None:
-        """(Re)subscribe the hub channel and every local user's wake channel."""
-        assert self._pubsub is not None
+        """(Re)subscribe every local user's wake channel."""
+        assert self._wakes is not None
         with self._subscription_lock:
-            wakes = [channel.keys.wake for channel in self.users.values()]
-            self._pubsub.subscribe(HUB_CHANNEL, *wakes)
+            self._wakes.resubscribe([channel.keys.wake for channel in self.users.values()])
 
     def _listen(self) -> None:
-        assert self._pubsub is not None
+        assert self._wakes is not None
         delay = RETRY_FIRST_S
         while True:
             try:
-                if not self._pubsub.subscribed:
+                if not self._wakes.healthy:
                     self._subscribe_all()
-                message = self._pubsub.get_message(timeout=self.settings.heartbeat_s)
+                message = self._wakes.get_message(timeout=self.settings.heartbeat_s)
                 delay = RETRY_FIRST_S
-            except (redis.ConnectionError, redis.TimeoutError) as error:
+            except REDIS_UNAVAILABLE as error:
                 REDIS_ERRORS.labels("subscriber").inc()
                 log.warning("redis error in wake subscriber error=%s", error)
                 gevent.sleep(delay * random.uniform(0.5, 1.5))
@@ -315,12 +312,13 @@ class Hub:
                 for channel in list(self.users.values()):
                     channel.wake()
                 continue
-            if message is None or message["type"] != "message":
+            if message is None:
                 continue
-            channel = self._by_wake.get(message["channel"])
+            wake, data = message
+            channel = self._by_wake.get(wake)
             if channel is not None:
-                if message["data"] == LEASE_FREE_BYTES:
+                if data == LEASE_FREE_BYTES:
                     channel.lease_freed()
                     channel.wake()
                 else:
-                    channel.wake(message["data"].decode())
+                    channel.wake(data.decode())

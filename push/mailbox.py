@@ -28,6 +28,7 @@ from gevent.event import Event
 from push.config import DeliverySettings
 from push.keys import UserKeys
 from push.metrics import DEAD_LETTERS, MOVED, REDIS_ERRORS
+from push.redis_clients import REDIS_UNAVAILABLE
 from push.store import DrainResult, Store
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ _unreleased: list[tuple[UserKeys, str]] = []
 
 def release_lease(store: Store, keys: UserKeys, mover_id: str) -> None:
     if store.mover_lease(keys, mover_id, "release") is True:
-        store.redis.publish(keys.wake, LEASE_FREE)
+        store.publish_wake(keys, LEASE_FREE)
 
 
 def release_leftovers(store: Store) -> None:
@@ -127,7 +128,7 @@ class Mover:
                     self.lease_free.clear()
                     delay = RETRY_FIRST_S
                 except Exception as error:
-                    if isinstance(error, redis.ConnectionError | redis.TimeoutError):
+                    if isinstance(error, REDIS_UNAVAILABLE):
                         REDIS_ERRORS.labels("mover").inc()
                         log.warning("redis error mailbox=%s error=%s", self.keys.mailbox, error)
                     else:
@@ -185,7 +186,7 @@ class Mover:
         While Redis is away this cannot be done: release_leftovers tries again later."""
         try:
             release_lease(self.store, self.keys, self.id)
-        except (redis.ConnectionError, redis.TimeoutError):
+        except REDIS_UNAVAILABLE:
             _unreleased.append((self.keys, self.id))
 
     def _step(self, client: redis.Redis) -> None:

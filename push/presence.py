@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 import redis
 
 from push.keys import UserKeys
-from push.store import load_script
+from push.redis_clients import queue_script
+from push.store import script
 
 _sequence = itertools.count(1)
 
@@ -44,10 +45,10 @@ class Presence:
         self.lease_ms = int(lease_s * 1000)
         self.limit = limit
         self.ttl_s = ttl_s
-        self._join = client.register_script(load_script("presence_join.lua"))
-        self._renew = client.register_script(load_script("presence_renew.lua"))
-        self._leave = client.register_script(load_script("presence_leave.lua"))
-        self._count = client.register_script(load_script("presence_count.lua"))
+        self._join = script(client, "presence_join.lua")
+        self._renew = script(client, "presence_renew.lua")
+        self._leave = script(client, "presence_leave.lua")
+        self._count = script(client, "presence_count.lua")
         self._client = client
 
     @property
@@ -71,10 +72,11 @@ class Presence:
             return
         with self._client.pipeline(transaction=False) as pipe:
             for keys, ids in leases.items():
-                self._renew(
-                    keys=[keys.presence, keys.state],
-                    args=[self.lease_ms, self.ttl_s, *ids],
-                    client=pipe,
+                queue_script(
+                    pipe,
+                    self._renew,
+                    [keys.presence, keys.state],
+                    [self.lease_ms, self.ttl_s, *ids],
                 )
             pipe.execute()
 

@@ -21,7 +21,8 @@ import redis
 
 from push.config import DEFAULT_MAILBOX_KEY, DEFAULT_MAX_MESSAGE_BYTES
 from push.keys import InvalidUserId, user_keys, validate_user_id
-from push.store import load_script
+from push.redis_clients import queue_script
+from push.store import script
 
 #: How long an idempotency key is remembered.
 IDEMPOTENCY_TTL_S = 24 * 3600
@@ -117,12 +118,12 @@ def publish_many(
 
 
 def _push(client: redis.Redis, ids: list[str], payload: bytes, mailbox_key: str) -> dict[str, int]:
-    count = client.register_script(load_script("presence_count.lua"))
+    count = script(client, "presence_count.lua")
     with client.pipeline(transaction=False) as pipe:
         for user_id in ids:
             keys = user_keys(user_id, mailbox_key)
             pipe.lpush(keys.mailbox, payload)
-            count(keys=[keys.presence, keys.state], client=pipe)
+            queue_script(pipe, count, [keys.presence, keys.state], [])
         replies = pipe.execute()
     return {user_id: int(replies[2 * i + 1][0]) for i, user_id in enumerate(ids)}
 

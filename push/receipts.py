@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import redis
 from flask import Blueprint, current_app, request
 
 from push.errors import Refusal
 from push.identity import identify
 from push.keys import InvalidEventId, parse_event_id, user_keys
 from push.origins import cors_post_endpoint
+from push.redis_clients import REDIS_UNAVAILABLE
 from push.store import Mark, Receipts, Store
 
 bp = Blueprint("receipts", __name__)
@@ -34,7 +34,7 @@ def ack() -> tuple[dict[str, object], int]:
     keys = user_keys(user_id, current_app.config["PUSH_MAILBOX_KEY"])
     try:
         moved = store.acknowledge(keys, body["id"], current_app.config["PUSH_HISTORY_TTL_S"])
-    except (redis.ConnectionError, redis.TimeoutError):
+    except REDIS_UNAVAILABLE:
         raise Refusal(503, "unavailable", "redis did not answer; try again") from None
     return {"acknowledged": moved}, 200
 

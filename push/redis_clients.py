@@ -1,4 +1,5 @@
-"""Redis clients for every kind of REDIS_URL: redis://, rediss://, unix:// and Sentinel.
+"""Redis clients for every kind of REDIS_URL: redis://, rediss://, unix://, Sentinel, and
+Redis Cluster (PUSH_REDIS_CLUSTER=1, see redis_cluster.py).
 
 `redis+sentinel://host:port,host:port/service_name/db` asks the sentinels for the
 service's current primary; after a failover every new connection goes to the new
@@ -13,11 +14,27 @@ from typing import Any
 from urllib.parse import unquote
 
 import redis
+from redis.commands.core import Script
+from redis.exceptions import AskError, ClusterError, RedisClusterException, TryAgainError
 from redis.sentinel import Sentinel, SentinelManagedConnection
+
+from push.redis_cluster import cluster_client
 
 SENTINEL_SCHEME = "redis+sentinel://"
 #: Seconds to wait for a sentinel's answer about the primary's address.
 SENTINEL_TIMEOUT_S = 1.0
+
+#: What "Redis is away for now" looks like: a lost connection or a timeout, and on a
+#: cluster also a slot without a primary, a failover in progress, a slot that moved
+#: (MOVED/ASK: the next try goes to the new owner) or a migration (TRYAGAIN).
+REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    ClusterError,
+    RedisClusterException,
+    AskError,
+    TryAgainError,
+)
 
 
 class _SentinelConnection(SentinelManagedConnection):
@@ -80,8 +97,9 @@ def redis_client(
     connect_timeout: float,
     wait_for_connection_s: float | None = None,
     client_name: str | None = None,
+    cluster: bool = False,
 ) -> redis.Redis:
-    """A client with its own pool of at most `max_connections`.
+    """A client with its own pool of at most `max_connections` (on a cluster: per node).
 
     With `wait_for_connection_s`, a caller finding the pool exhausted waits that long
     for a connection (a BlockingConnectionPool) instead of failing at once."""
@@ -93,6 +111,13 @@ def redis_client(
     }
     if client_name:
         options["client_name"] = client_name
+    if cluster:
+        return cluster_client(
+            url,
+            max_connections=max_connections,
+            wait_for_connection_s=wait_for_connection_s,
+            **{key: value for key, value in options.items() if key != "max_connections"},
+        )
     if url.startswith(SENTINEL_SCHEME):
         parsed = parse_sentinel_url(url)
         return _sentinel(parsed).master_for(
@@ -108,3 +133,15 @@ def redis_client(
     else:
         pool = redis.ConnectionPool.from_url(url, **options)
     return redis.Redis(connection_pool=pool)
+
+
+def queue_script(pipe: redis.client.Pipeline, script: Script, keys: list, args: list) -> None:
+    """Queue `script` on a pipeline.
+
+    A cluster pipeline refuses EVALSHA (it could not load a missing script on the node
+    it reaches, such as a promoted replica), so there the source itself is sent (EVAL);
+    a plain pipeline loads what is missing and sends the hash."""
+    if isinstance(pipe, redis.client.Pipeline):
+        script(keys=keys, args=args, client=pipe)
+    else:
+        pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)

@@ -5,6 +5,10 @@ marks), and one dedicated connection per mover for the blocking BLMOVE. The
 dedicated ones have a socket timeout longer than the block, so redis-py never
 mistakes a quiet mailbox for a dead server, and they are closed when the mover
 stops, so Redis holds about one connection per active user.
+
+On a cluster (`cluster=True`) the same holds per node: the blocking connection
+goes to the primary that owns the mailbox's slot, wakes are sharded (SPUBLISH),
+and every script touches keys of one slot only (they share the mailbox's tag).
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from redis.commands.core import Script
 
 from push.keys import UserKeys, parse_event_id
 from push.redis_clients import redis_client
+from push.redis_cluster import node_client, primary_for
+from push.wakes import ChannelWakes, ShardedWakes, WakeSubscriber
 
 #: Seconds a short command may take before the connection counts as broken.
 COMMAND_TIMEOUT_S = 5.0
@@ -37,6 +44,12 @@ def worker_alive_key(worker_id: str) -> str:
 def load_script(name: str) -> str:
     """The source of a Lua script in push/scripts/."""
     return (Path(__file__).parent / "scripts" / name).read_text()
+
+
+def script(client: redis.Redis, name: str) -> Script:
+    """A script of push/scripts/ for `client`, made without a round trip (a cluster
+    client is made on first use, and making the app must not reach Redis)."""
+    return Script(client, load_script(name).encode())
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,31 +99,43 @@ class DrainResult:
 class Store:
     """The service's view of Redis: scripts, history reads, marks, blocking clients."""
 
-    def __init__(self, url: str, *, pool_size: int, block_s: float) -> None:
+    def __init__(self, url: str, *, pool_size: int, block_s: float, cluster: bool = False) -> None:
         self.url = url
         self.block_s = block_s
+        self.cluster = cluster
         self.redis = redis_client(
             url,
             max_connections=pool_size,
             socket_timeout=COMMAND_TIMEOUT_S,
             connect_timeout=CONNECT_TIMEOUT_S,
             wait_for_connection_s=COMMAND_TIMEOUT_S,
+            cluster=cluster,
         )
-        self._drain = self.redis.register_script(load_script("drain.lua"))
-        self._mark = self.redis.register_script(load_script("mark_delivered.lua"))
-        self._acknowledge = self.redis.register_script(load_script("acknowledge.lua"))
-        self._lease = self.redis.register_script(load_script("mover_lease.lua"))
+        #: How wakes are published: sharded on a cluster, so only the owner's shard hears.
+        self.publish_command = "SPUBLISH" if cluster else "PUBLISH"
+        self._drain = script(self.redis, "drain.lua")
+        self._mark = script(self.redis, "mark_delivered.lua")
+        self._acknowledge = script(self.redis, "acknowledge.lua")
+        self._lease = script(self.redis, "mover_lease.lua")
 
     def blocking_client(self, name: str) -> redis.Redis:
         """A client with a connection of its own, for one mover's BLMOVE.
 
         Close it with `close_blocking_client`, which also closes the socket."""
+        client_name = f"push:mover:{os.getpid()}:{name}"
+        if self.cluster:
+            return node_client(
+                self.redis,
+                primary_for(self.redis, name),
+                socket_timeout=self.block_s + BLOCK_MARGIN_S,
+                client_name=client_name,
+            )
         return redis_client(
             self.url,
             max_connections=1,
             socket_timeout=self.block_s + BLOCK_MARGIN_S,
             connect_timeout=CONNECT_TIMEOUT_S,
-            client_name=f"push:mover:{os.getpid()}:{name}",
+            client_name=client_name,
         )
 
     @staticmethod
@@ -118,8 +143,27 @@ class Store:
         client.close()
         client.connection_pool.disconnect()
 
-    def pubsub(self) -> redis.client.PubSub:
-        return self.redis.pubsub(ignore_subscribe_messages=True)
+    def wake_subscriber(self) -> WakeSubscriber:
+        if self.cluster:
+            return ShardedWakes(self.redis, socket_timeout=COMMAND_TIMEOUT_S)
+        return ChannelWakes(self.redis)
+
+    def user_wakes(self, keys: UserKeys) -> redis.client.PubSub:
+        """A subscription to one user's wakes, read with get_message (no greenlets: the
+        CLI runs without gevent)."""
+        if self.cluster:
+            client = node_client(
+                self.redis, primary_for(self.redis, keys.wake), socket_timeout=COMMAND_TIMEOUT_S
+            )
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub.ssubscribe(keys.wake)
+        else:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(keys.wake)
+        return pubsub
+
+    def publish_wake(self, keys: UserKeys, data: str) -> None:
+        self.redis.execute_command(self.publish_command, keys.wake, data)
 
     def drain(
         self,
@@ -134,7 +178,15 @@ class Store:
         """Run the drain script once (see scripts/drain.lua)."""
         moved, dead, room, more, last_id, reasons, previous, added = self._drain(
             keys=keys.drain_keys,
-            args=[window, batch, history_max, ttl_s, max_message_bytes, keys.wake],
+            args=[
+                window,
+                batch,
+                history_max,
+                ttl_s,
+                max_message_bytes,
+                keys.wake,
+                self.publish_command,
+            ],
         )
         return DrainResult(
             moved=moved,
@@ -235,4 +287,7 @@ class Store:
         return self.redis.lpush(keys.mailbox, payload)
 
     def close(self) -> None:
-        self.redis.connection_pool.disconnect()
+        if self.cluster:
+            self.redis.close()
+        else:
+            self.redis.connection_pool.disconnect()

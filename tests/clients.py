@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
 
+import redis
 from websockets.sync.client import ClientConnection, connect
 
 #: Seconds any single wait in a test may take before it fails.
@@ -186,12 +187,23 @@ def _text(value: str | bytes) -> str:
 def mover_pids(r, user_id: str) -> set[str]:
     """Worker pids whose mover for this user is blocked in Redis (CLIENT LIST names)."""
     suffix = f":user_{user_id}_messages"
-    names = [_text(client["name"]) for client in r.client_list()]
+    names = [_text(client["name"]) for client in redis_clients(r)]
     return {
         name.split(":")[2]
         for name in names
         if name.startswith("push:mover:") and name.endswith(suffix)
     }
+
+
+def redis_clients(r) -> list[dict]:
+    """CLIENT LIST of the Redis, or of every primary of a cluster."""
+    if isinstance(r, redis.RedisCluster):
+        return [
+            client
+            for node in r.get_primaries()
+            for client in r.get_redis_connection(node).client_list()
+        ]
+    return r.client_list()
 
 
 def connection_pids(r, user_id: str) -> set[str]:

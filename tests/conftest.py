@@ -1,4 +1,9 @@
-"""Fixtures: a real Redis on a free port and the real app under real gunicorn."""
+"""Fixtures: a real Redis on a free port and the real app under real gunicorn.
+
+`r` and `base_url` follow the `backend` fixture: "redis" (one Redis) unless a
+module parametrises it to run on a Redis Cluster too ("cluster": three primaries
+with a replica each, and a service with PUSH_REDIS_CLUSTER=1).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,12 @@ from pathlib import Path
 
 import pytest
 import redis
+from cluster import LocalCluster
 from playwright.sync_api import Browser, sync_playwright
 from servers import Gunicorn, service_env
 
 from push.redis_server import RedisServer
+from push.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Two keys, as during a rotation: both open the publish API.
@@ -29,33 +36,86 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A private Redis Cluster for the whole run, started by the first test that asks."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-def r(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    """A client of the test Redis, emptied before each test."""
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+def backend() -> str:
+    """The Redis a test runs against; a module parametrises it to run on both."""
+    return "redis"
+
+
+@pytest.fixture
+def r(backend: str, request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
+    """A client of the test Redis (or cluster), emptied before each test."""
+    if backend == "cluster":
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        client = cluster.cluster_client()
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        client = redis.Redis.from_url(server.url, decode_responses=True)
     client.flushall()
     yield client
     client.close()
+
+
+@pytest.fixture
+def store(backend: str, request: pytest.FixtureRequest) -> Iterator[Store]:
+    """The service's own view of the test Redis, for doing what a worker does."""
+    if backend == "cluster":
+        url = request.getfixturevalue("redis_cluster").seed_url
+    else:
+        url = request.getfixturevalue("redis_server").url
+    store = Store(url, pool_size=2, block_s=1, cluster=backend == "cluster")
+    yield store
+    store.close()
+
+
+def _start_service(redis_url: str, folder: Path, **settings: str) -> Gunicorn:
+    """The app under gunicorn with 2 gevent workers, in demo mode, 1 s heartbeat, the API on."""
+    env = service_env(
+        redis_url,
+        PUSH_DEMO="1",
+        PUSH_HEARTBEAT_S="1",
+        PUSH_API_KEY=",".join(API_KEYS),
+        **settings,
+    )
+    return Gunicorn(folder / "gunicorn.log", env).start()
 
 
 @pytest.fixture(scope="session")
 def service(
     redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gunicorn]:
-    """The app under gunicorn with 2 gevent workers, in demo mode, 1 s heartbeat, the API on."""
-    log_path = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    env = service_env(
-        redis_server.url, PUSH_DEMO="1", PUSH_HEARTBEAT_S="1", PUSH_API_KEY=",".join(API_KEYS)
-    )
-    server = Gunicorn(log_path, env).start()
+    server = _start_service(redis_server.url, tmp_path_factory.mktemp("gunicorn"))
     yield server
     server.stop()
-    print(f"gunicorn log: {log_path}")
+    print(f"gunicorn log: {server.log_path}")
+
+
+@pytest.fixture(scope="session")
+def cluster_service(
+    redis_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gunicorn]:
+    """The same service in cluster mode, seeded with two of the cluster's nodes."""
+    server = _start_service(
+        redis_cluster.seed_url, tmp_path_factory.mktemp("gunicorn-cluster"), PUSH_REDIS_CLUSTER="1"
+    )
+    yield server
+    server.stop()
+    print(f"gunicorn log: {server.log_path}")
 
 
 @pytest.fixture
-def base_url(service: Gunicorn, r: redis.Redis) -> str:
-    return service.base_url
+def base_url(backend: str, r: redis.Redis, request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue(
+        "cluster_service" if backend == "cluster" else "service"
+    ).base_url
 
 
 @pytest.fixture

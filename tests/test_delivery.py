@@ -30,6 +30,12 @@ pytestmark = pytest.mark.e2e
 MAILBOX = "user_{user_id}_messages"
 
 
+@pytest.fixture(params=["redis", "cluster"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on one Redis and again on a Redis Cluster."""
+    return request.param
+
+
 def mailbox(user_id: str) -> str:
     return MAILBOX.format(user_id=user_id)
 
@@ -227,13 +233,10 @@ def test_without_cursor_a_connection_starts_after_the_delivered_mark(base_url, r
         assert [frame["data"] for frame in ws_frames(ws, 1)] == ["unseen"]
 
 
-def test_a_message_moved_but_never_written_reaches_the_next_connection(
-    base_url, r, redis_server, user_id
-):
+def test_a_message_moved_but_never_written_reaches_the_next_connection(base_url, r, store, user_id):
     """The mover put it in the history, then the only tab went away before it was written."""
     from push.config import DeliverySettings, load_config
     from push.mailbox import drain
-    from push.store import Store
 
     with open_sse(base_url, {"user_id": user_id}) as stream:
         stream.wait_for_comment("connected")
@@ -243,10 +246,8 @@ def test_a_message_moved_but_never_written_reaches_the_next_connection(
     # What a mover does before its worker is killed: the message leaves the mailbox
     # for the history, and no connection is left to write it.
     r.lpush(mailbox(user_id), "in flight")
-    store = Store(redis_server.url, pool_size=2, block_s=1)
     settings = DeliverySettings.from_config(load_config({"PUSH_DEMO": "1"}))
     assert drain(store, user_keys(user_id, MAILBOX), settings).moved == 1
-    store.close()
     assert r.llen(mailbox(user_id)) == 0
 
     with open_sse(base_url, {"user_id": user_id}) as stream:

@@ -6,6 +6,7 @@ import pytest
 
 from push.config import ConfigError, load_config
 from push.keys import InvalidEventId, InvalidUserId, parse_event_id, user_keys, validate_user_id
+from push.redis_cluster import parse_cluster_seeds
 
 
 @pytest.mark.parametrize("good", ["42", "a", "x" * 64, "user.name", "org:7", "A-b_c.d:e", "..."])
@@ -81,6 +82,36 @@ def test_defaults_load_in_demo_mode():
 def test_a_wrong_value_names_its_variable(variable, value):
     with pytest.raises(ConfigError, match=variable):
         load_config({**DEMO, variable: value})
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        (
+            {"PUSH_REDIS_CLUSTER": "1", "REDIS_URL": "redis+sentinel://h:26379/s"},
+            "PUSH_REDIS_CLUSTER",
+        ),
+        ({"PUSH_REDIS_CLUSTER": "1", "REDIS_URL": "unix:///run/redis.sock"}, "PUSH_REDIS_CLUSTER"),
+        ({"PUSH_REDIS_CLUSTER": "1", "REDIS_URL": "redis://h:7000/3"}, "database 0"),
+        ({"PUSH_REDIS_CLUSTER": "1", "REDIS_URL": "redis://h:7000,h/0"}, "host:port"),
+        ({"REDIS_URL": "redis://h:7000,h:7001/0"}, "PUSH_REDIS_CLUSTER=1"),
+        ({"PUSH_REDIS_CLUSTER": "sometimes"}, "PUSH_REDIS_CLUSTER"),
+    ],
+)
+def test_a_redis_url_that_does_not_fit_the_mode_is_refused(environ, named):
+    with pytest.raises(ConfigError, match=named):
+        load_config({**DEMO, **environ})
+
+
+def test_cluster_seed_nodes_come_from_the_url():
+    config = load_config(
+        {**DEMO, "PUSH_REDIS_CLUSTER": "1", "REDIS_URL": "rediss://u:p@h1:7000,h2:7001/0"}
+    )
+    assert config["PUSH_REDIS_CLUSTER"] is True
+    assert parse_cluster_seeds(config["REDIS_URL"]) == (
+        "rediss://u:p@h1:7000",
+        [("h1", 7000), ("h2", 7001)],
+    )
 
 
 def test_settings_that_contradict_each_other_are_refused():

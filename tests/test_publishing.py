@@ -28,6 +28,9 @@ from push.keys import user_keys
 
 pytestmark = pytest.mark.e2e
 
+#: On one Redis and on a Redis Cluster: producers with a cluster client just work.
+ON_BOTH = pytest.mark.parametrize("backend", ["redis", "cluster"])
+
 
 def call(base_url, method, path, body=None, headers=None, key=API_KEYS[1]):
     """(status, JSON answer) of an API call."""
@@ -65,6 +68,7 @@ def received(both, count=1):
 # The Python helper ------------------------------------------------------------------
 
 
+@ON_BOTH
 def test_the_helper_delivers_and_says_how_many_connections_are_open(both, r, user_id):
     assert publish(r, user_id, "from python") == 2
     assert publish(r, user_id, {"kind": "like", "post": 7, "by": "zoë"}) == 2
@@ -72,6 +76,7 @@ def test_the_helper_delivers_and_says_how_many_connections_are_open(both, r, use
     assert received(both, 3) == ["from python", '{"kind":"like","post":7,"by":"zoë"}', "raw bytes"]
 
 
+@ON_BOTH
 def test_publish_many_reaches_every_user_in_one_call(base_url, r):
     users = [f"many{i}" for i in range(3)]
     with open_ws(base_url, {"user_id": users[0]}) as ws:
@@ -99,6 +104,7 @@ def test_the_helper_refuses_what_the_service_would(r, user_id, data, code):
     assert keys_of(r, user_id) == []
 
 
+@ON_BOTH
 def test_the_helper_queues_once_per_idempotency_key(r, user_id):
     with ThreadPoolExecutor(10) as pool:
         answers = list(
@@ -113,6 +119,7 @@ def test_the_helper_queues_once_per_idempotency_key(r, user_id):
 # The HTTP API -----------------------------------------------------------------------
 
 
+@ON_BOTH
 def test_the_api_delivers_to_live_clients(both, base_url, user_id):
     status, answer = call(base_url, "POST", "/api/publish", {"user_id": user_id, "data": "hi"})
     assert (status, answer) == (202, {"queued": 1, "online": {user_id: 2}})
@@ -123,6 +130,7 @@ def test_the_api_delivers_to_live_clients(both, base_url, user_id):
     assert received(both, 2) == ["hi", '{"n":1}']
 
 
+@ON_BOTH
 def test_the_api_publishes_to_many_users(base_url, r):
     users = [f"batch{i}" for i in range(50)]
     status, answer = call(base_url, "POST", "/api/publish", {"user_ids": users, "data": "news"})
@@ -145,6 +153,7 @@ def test_concurrent_retries_with_one_idempotency_key_queue_one_message(base_url,
     assert (status, answer["error"]) == (422, "idempotency_key_reused")
 
 
+@ON_BOTH
 def test_presence_counts_connections_on_both_workers_and_drops_to_zero(base_url, r, user_id):
     clients = []
     try:
@@ -331,8 +340,21 @@ def test_the_openapi_document_passes_schemathesis(base_url, tmp_path):
 # The CLI ----------------------------------------------------------------------------
 
 
-def flask_cli(redis_server, *args, timeout=30):
-    env = service_env(redis_server.url, PUSH_DEMO="1")
+@pytest.fixture
+def cli(backend, request):
+    """`flask --app wsgi push ...` against the test's Redis (or cluster)."""
+    if backend == "cluster":
+        url, settings = (
+            request.getfixturevalue("redis_cluster").seed_url,
+            {"PUSH_REDIS_CLUSTER": "1"},
+        )
+    else:
+        url, settings = request.getfixturevalue("redis_server").url, {}
+    env = service_env(url, PUSH_DEMO="1", **settings)
+    return lambda *args, timeout=30: _run_cli(env, args, timeout)
+
+
+def _run_cli(env, args, timeout):
     return subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "flask"), "--app", "wsgi", "push", *args],
         cwd=ROOT,
@@ -344,24 +366,27 @@ def flask_cli(redis_server, *args, timeout=30):
     )
 
 
-def test_cli_send_delivers_text_and_json(both, redis_server, user_id):
-    result = flask_cli(redis_server, "send", user_id, "from the terminal")
+@ON_BOTH
+def test_cli_send_delivers_text_and_json(both, cli, user_id):
+    result = cli("send", user_id, "from the terminal")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"queued for {user_id}; 2 connection(s) open"
-    result = flask_cli(redis_server, "send", user_id, "--json", '{"a": 1}')
+    result = cli("send", user_id, "--json", '{"a": 1}')
     assert result.returncode == 0, result.stderr
     assert received(both, 2) == ["from the terminal", '{"a":1}']
 
 
-def test_cli_send_refuses_bad_input(redis_server, r):
-    assert "invalid_user_id" in flask_cli(redis_server, "send", "a b", "x").stderr
-    assert "not JSON" in flask_cli(redis_server, "send", "1", "--json", "{").stderr
+@ON_BOTH
+def test_cli_send_refuses_bad_input(cli, r):
+    assert "invalid_user_id" in cli("send", "a b", "x").stderr
+    assert "not JSON" in cli("send", "1", "--json", "{").stderr
     assert keys_of(r, "1", "a b") == []
 
 
-def test_cli_tail_prints_what_arrives(redis_server, r, user_id):
+@ON_BOTH
+def test_cli_tail_prints_what_arrives(cli, r, user_id):
     r.lpush(f"user_{user_id}_messages", "one", "two")
-    result = flask_cli(redis_server, "tail", user_id, "--count", "2")
+    result = cli("tail", user_id, "--count", "2")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert [line.split(" ", 1)[1] for line in lines] == ["one", "two"]
@@ -372,13 +397,14 @@ def test_cli_tail_prints_what_arrives(redis_server, r, user_id):
     )
 
 
-def test_cli_stats_for_a_user_and_for_the_busiest(both, redis_server, r, user_id):
+@ON_BOTH
+def test_cli_stats_for_a_user_and_for_the_busiest(both, cli, r, user_id):
     r.lpush(f"user_{user_id}_messages", b"\xff")
     publish(r, user_id, "ok")
     assert received(both, 1) == ["ok"]
-    result = flask_cli(redis_server, "stats", user_id)
+    result = cli("stats", user_id)
     assert result.returncode == 0, result.stderr
     assert "dead letters            1" in result.stdout
     assert "open connections        2" in result.stdout
-    result = flask_cli(redis_server, "stats")
+    result = cli("stats")
     assert f"2  {user_id}" in result.stdout

@@ -1,4 +1,5 @@
-"""Past one process: two gunicorn instances (2 workers each) sharing one Redis.
+"""Past one process: two gunicorn instances (2 workers each) sharing one Redis, and
+again sharing one Redis Cluster.
 
 Every tab of a user receives every message whichever instance it is on, in the same
 order; a tab resumes on the other instance; and Redis holds one blocked connection
@@ -6,6 +7,8 @@ per online user, not one per worker the user's tabs are spread over.
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 import pytest
 import redis
@@ -15,28 +18,69 @@ from clients import (
     mover_pids,
     open_concurrently,
     open_sse,
+    redis_clients,
     wait_until,
     ws_frames,
 )
+from cluster import LocalCluster
 from servers import Gunicorn, service_env
 
 pytestmark = pytest.mark.e2e
 
 USERS = 12
 #: Redis connections a worker may hold besides the movers: its pub/sub subscriber and a
-#: few pooled connections for short commands.
+#: few pooled connections for short commands (PUSH_REDIS_POOL_SIZE, 8 by default).
 PER_WORKER = 10
+#: On a 3-primary cluster: the 8 shared out as 3 a primary, a sharded subscriber on each
+#: primary, and the connection the client reads the slot map on.
+PER_WORKER_ON_CLUSTER = 3 * 3 + 3 + 1
 
 
-@pytest.fixture(scope="module")
-def fleet(redis_server, tmp_path_factory):
+class Fleet(list):
+    """App instances sharing one Redis (or one cluster)."""
+
+    backend = "redis"
+    cluster: LocalCluster | None = None
+
+
+@pytest.fixture(scope="module", params=["redis", "cluster"])
+def fleet(request, tmp_path_factory):
     """Two app instances, as two hosts behind a load balancer would run them."""
-    env = service_env(redis_server.url, PUSH_DEMO="1", PUSH_HEARTBEAT_S="1")
     folder = tmp_path_factory.mktemp("fleet")
-    instances = [Gunicorn(folder / f"instance{i}.log", env).start() for i in range(2)]
+    cluster = None
+    if request.param == "cluster":
+        # A cluster of its own: its connections are counted, and only this fleet's may be.
+        cluster = LocalCluster(folder / "cluster", replicas=False).start()
+        url, settings = cluster.seed_url, {"PUSH_REDIS_CLUSTER": "1"}
+    else:
+        url, settings = request.getfixturevalue("redis_server").url, {}
+    env = service_env(url, PUSH_DEMO="1", PUSH_HEARTBEAT_S="1", **settings)
+    instances = Fleet(Gunicorn(folder / f"instance{i}.log", env).start() for i in range(2))
+    instances.backend = request.param
+    instances.cluster = cluster
     yield instances
     for instance in instances:
         instance.stop()
+    if cluster is not None:
+        cluster.stop()
+
+
+@pytest.fixture
+def backend(fleet) -> str:
+    return fleet.backend
+
+
+@pytest.fixture
+def r(fleet, request):
+    """A client of the fleet's Redis (or of its own cluster), emptied before each test."""
+    if fleet.cluster is None:
+        client = request.getfixturevalue("r")
+        yield client
+        return
+    client = fleet.cluster.cluster_client()
+    client.flushall()
+    yield client
+    client.close()
 
 
 def test_every_tab_on_either_instance_gets_every_message_in_order(fleet, r, user_id):
@@ -72,7 +116,7 @@ def test_a_tab_resumes_on_the_other_instance(fleet, r, user_id):
         assert [e.data for e in stream.events(3)] == ["b", "c", "d"]
 
 
-def test_redis_holds_one_mover_connection_per_online_user(fleet, r, redis_server):
+def test_redis_holds_one_mover_connection_per_online_user(fleet, r):
     users = [f"counted{i}" for i in range(USERS)]
     clients = []
     try:
@@ -89,11 +133,27 @@ def test_redis_holds_one_mover_connection_per_online_user(fleet, r, redis_server
             raise AssertionError(
                 f"movers per user: {[len(mover_pids(r, user)) for user in users]}"
             ) from None
-        info = redis.Redis.from_url(redis_server.url).info("clients")
+        connected, blocked, nodes = redis_clients_info(r)
         workers = sum(instance.workers for instance in fleet)
-        # This test's own client counts too.
-        assert info["connected_clients"] <= USERS + PER_WORKER * workers + 1, info
-        assert info["blocked_clients"] == USERS
+        # This test's own client counts too, once on each node.
+        print(f"{fleet.backend}: {connected} Redis connections, {blocked} blocked")
+        per_worker = PER_WORKER_ON_CLUSTER if fleet.backend == "cluster" else PER_WORKER
+        assert connected <= USERS + per_worker * workers + nodes, (
+            connected,
+            Counter(client["cmd"] for client in redis_clients(r)),
+        )
+        assert blocked == USERS
     finally:
         for client in clients:
             client.close()
+
+
+def redis_clients_info(r) -> tuple[int, int, int]:
+    """(connected clients, blocked clients, nodes) over the Redis or every cluster primary."""
+    if isinstance(r, redis.RedisCluster):
+        infos = [r.get_redis_connection(node).info("clients") for node in r.get_primaries()]
+    else:
+        infos = [r.info("clients")]
+    connected = sum(info["connected_clients"] for info in infos)
+    blocked = sum(info["blocked_clients"] for info in infos)
+    return connected, blocked, len(infos)

@@ -1,7 +1,8 @@
 -- Move one user's messages into the history stream, atomically.
 --
 -- KEYS: mailbox, pending, history, state, dead
--- ARGV: window, batch, history max length, ttl seconds, max message bytes, wake channel
+-- ARGV: window, batch, history max length, ttl seconds, max message bytes, wake channel,
+--       how to publish the wake (PUBLISH, or SPUBLISH on a cluster; default PUBLISH)
 --
 -- Takes from `pending` first (what BLMOVE, or a worker that died, left there), then
 -- from the mailbox's right end (oldest first). Flow control: the history never
@@ -20,6 +21,7 @@ local maxlen = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
 local max_bytes = tonumber(ARGV[5])
 local wake = ARGV[6]
+local publish = ARGV[7] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH'
 
 local function valid_utf8(s)
   if not string.find(s, '[\128-\255]') then return true end
@@ -100,7 +102,7 @@ if moved > 0 then
   end
   redis.call('EXPIRE', history, ttl)
   redis.call('EXPIRE', state, ttl)
-  redis.call('PUBLISH', wake, last_id)
+  redis.call(publish, wake, last_id)
 end
 
 local more = 0

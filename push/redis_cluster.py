@@ -1,0 +1,153 @@
+"""Redis Cluster mode (PUSH_REDIS_CLUSTER=1): the cluster client, and clients of one node.
+
+Three things differ from a single Redis, and this module holds them:
+
+- The cluster client asks a seed node for the slot map when it is made, so it is
+  made on first use: the app is created where the cluster may not answer yet
+  (`gunicorn --check-config`, a start before Redis).
+- Each node gets a pool of its own, so a worker's pooled connections are shared out
+  over the primaries (PUSH_REDIS_POOL_SIZE in all, at least 2 a node) to keep Redis
+  at about online users + a small constant per worker.
+- A mover's BLMOVE holds a connection for seconds. Through the cluster client it
+  would hold one of the node's pooled connections; instead it gets a connection of
+  its own to the node that owns the mailbox's slot (`node_client`).
+- Sharded pub/sub (SSUBSCRIBE) is per node: the subscriber in wakes.py opens one
+  connection to each primary through `node_client` too.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException
+from redis.retry import Retry
+
+#: A node's pool is never smaller than this, however many primaries share the total.
+MIN_POOL_PER_NODE = 2
+
+
+def parse_cluster_seeds(url: str) -> tuple[str, list[tuple[str, int]]]:
+    """`redis://[user:pw@]h1:p1,h2:p2[/0]` -> (the URL with the first seed only, all seeds).
+
+    Any one seed that answers is enough: the client learns the rest from it."""
+    parts = urlsplit(url)
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    seeds = []
+    for host in hosts.split(","):
+        name, _, port = host.rpartition(":")
+        if not name or not port.isdigit():
+            raise ValueError(f"a cluster seed is host:port, got {host!r}")
+        seeds.append((name, int(port)))
+    if parts.path.strip("/") not in ("", "0"):
+        raise ValueError("Redis Cluster has only database 0")
+    first = f"{credentials}@{hosts.split(',')[0]}" if credentials else hosts.split(",")[0]
+    return urlunsplit(parts._replace(netloc=first, path="")), seeds
+
+
+class ClusterOnFirstUse:
+    """A RedisCluster made on first use, in the process that uses it.
+
+    While no seed answers, every use raises redis.ConnectionError, which the service
+    already treats as "Redis is away" (a stream gets 200, `retry:` and a close)."""
+
+    def __init__(self, url: str, pool_size: int, options: dict[str, Any]) -> None:
+        self._url = url
+        self._pool_size = pool_size
+        self._options = options
+        self._client: RedisCluster | None = None
+        # Greenlets of a worker's first requests all arrive here at once: one makes it.
+        self._making = threading.Lock()
+
+    def _connect(self) -> RedisCluster:
+        if self._client is not None:
+            return self._client
+        with self._making:
+            if self._client is not None:
+                return self._client
+            try:
+                probe = self._make(max_connections=1)
+                primaries = len(probe.get_primaries())
+                _disconnect(probe)
+                per_node = max(MIN_POOL_PER_NODE, -(-self._pool_size // max(primaries, 1)))
+                self._client = self._make(max_connections=per_node)
+            except RedisClusterException as error:
+                raise redis.ConnectionError(f"no cluster seed answered: {error}") from error
+        return self._client
+
+    def _make(self, max_connections: int) -> RedisCluster:
+        first, seeds = parse_cluster_seeds(self._url)
+        return RedisCluster(
+            url=first,
+            startup_nodes=[ClusterNode(host, port) for host, port in seeds[1:]],
+            max_connections=max_connections,
+            **self._options,
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connect(), name)
+
+    def close(self) -> None:
+        if self._client is not None:
+            _disconnect(self._client)
+            self._client = None
+
+
+def _disconnect(cluster: RedisCluster) -> None:
+    """Close every connection of a cluster client (close() leaves node pools open)."""
+    nodes = list(cluster.get_nodes()) + list(cluster.nodes_manager.startup_nodes.values())
+    for node in nodes:
+        if node.redis_connection is not None:
+            node.redis_connection.connection_pool.disconnect()
+
+
+def cluster_client(
+    url: str,
+    *,
+    max_connections: int,
+    wait_for_connection_s: float | None,
+    **options: Any,
+) -> RedisCluster:
+    """A cluster client whose pools hold at most `max_connections` over all primaries."""
+    if wait_for_connection_s is not None:
+        options["connection_pool_class"] = functools.partial(
+            redis.BlockingConnectionPool, timeout=wait_for_connection_s
+        )
+    # A ClusterOnFirstUse stands in for the RedisCluster it makes.
+    return ClusterOnFirstUse(url, max_connections, options)  # type: ignore[return-value]
+
+
+def node_client(
+    cluster: RedisCluster,
+    node: ClusterNode,
+    *,
+    socket_timeout: float,
+    client_name: str | None = None,
+    reconnect: bool = True,
+) -> redis.Redis:
+    """A client with one connection of its own to `node`, with the cluster's credentials
+    and TLS settings. Without `reconnect`, a broken connection raises at once instead of
+    being opened again (a pub/sub connection must be re-subscribed by its owner)."""
+    pool = cluster.get_redis_connection(node).connection_pool
+    kwargs = dict(pool.connection_kwargs)
+    kwargs.pop("redis_connect_func", None)
+    kwargs["socket_timeout"] = socket_timeout
+    if client_name:
+        kwargs["client_name"] = client_name
+    if not reconnect:
+        kwargs["retry"] = Retry(NoBackoff(), 0)
+    return redis.Redis(
+        connection_pool=redis.ConnectionPool(
+            connection_class=pool.connection_class, max_connections=1, **kwargs
+        )
+    )
+
+
+def primary_for(cluster: RedisCluster, key: str) -> ClusterNode:
+    """The primary that owns `key`'s slot, by the client's current slot map."""
+    return cluster.get_node_from_key(key)
