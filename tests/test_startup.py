@@ -167,8 +167,9 @@ def test_app_py_starts_a_private_redis_and_serves_the_demo(tmp_path):
 
 
 def _refused(port: int) -> bool:
+    """No Redis answers on `port` (another process may have taken the freed port)."""
     try:
         redis.Redis(port=port, socket_connect_timeout=0.5).ping()
-    except redis.ConnectionError:
+    except redis.RedisError:
         return True
     return False
