@@ -13,7 +13,8 @@ import json
 import threading
 import time
 
-from clients import open_sse, open_ws
+import redis
+from clients import open_sse, open_ws, wait_until
 
 #: Seconds between a dropped connection and the next attempt (a browser waits `retry:`).
 RECONNECT_DELAY_S = 0.2
@@ -117,3 +118,22 @@ def sequence_problems(received: list[str], expected: int) -> dict[str, list[int]
     missing = sorted(set(range(expected)) - set(numbers))
     out_of_order = [b for a, b in itertools.pairwise(numbers) if b <= a]
     return {"missing": missing, "out_of_order": out_of_order}
+
+
+def push_until_accepted(producer: redis.Redis, mailbox: str, payload: str) -> None:
+    """LPUSH as a producer does through a failover: retry until the new primary takes it
+    (the producer's client follows the sentinel or the cluster)."""
+    wait_until(lambda: _try_push(producer, mailbox, payload), timeout=30, what="a new primary")
+
+
+def _try_push(producer: redis.Redis, mailbox: str, payload: str) -> bool:
+    try:
+        producer.lpush(mailbox, payload)
+        return True
+    except (
+        redis.ConnectionError,
+        redis.ReadOnlyError,
+        redis.TimeoutError,
+        redis.exceptions.ClusterError,
+    ):
+        return False

@@ -9,7 +9,7 @@ import pytest
 import redis
 from clients import connection_pids, open_concurrently, wait_until
 from cluster import LocalCluster
-from resuming import ResumingClient, sequence_problems
+from resuming import ResumingClient, push_until_accepted, sequence_problems
 from servers import Gunicorn, service_env
 
 from push.keys import user_keys
@@ -82,7 +82,7 @@ def test_a_replica_promoted_while_messages_flow_loses_nothing(tmp_path):
                 assert redis.Redis(port=primary.port).wait(1, 5000) == 1
                 primary.process.kill()
                 primary.process.wait()
-            _push_until_accepted(producer, keys.mailbox, str(n))
+            push_until_accepted(producer, keys.mailbox, str(n))
         assert cluster.primary_of(keys.mailbox) is replica
         for client in clients:
             assert client.wait_for(total, timeout=60), (client.transport, len(client.received))
@@ -96,19 +96,6 @@ def test_a_replica_promoted_while_messages_flow_loses_nothing(tmp_path):
         server.stop()
         producer.close()
         cluster.stop()
-
-
-def _push_until_accepted(producer: redis.RedisCluster, mailbox: str, payload: str) -> None:
-    """A producer retries while the slot has no primary (its client follows the cluster)."""
-    wait_until(lambda: _try_push(producer, mailbox, payload), timeout=30, what="a new primary")
-
-
-def _try_push(producer: redis.RedisCluster, mailbox: str, payload: str) -> bool:
-    try:
-        producer.lpush(mailbox, payload)
-        return True
-    except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError):
-        return False
 
 
 def test_a_cluster_that_does_not_answer_yet_is_redis_away_not_a_crash():

@@ -8,7 +8,7 @@ import pytest
 import redis
 from clients import wait_until
 from redis.sentinel import Sentinel
-from resuming import ResumingClient, sequence_problems
+from resuming import ResumingClient, push_until_accepted, sequence_problems
 from servers import Gunicorn, service_env
 
 from push.redis_server import RedisServer, find_server_binary, free_port
@@ -91,7 +91,7 @@ def test_delivery_survives_a_sentinel_failover(sentinel_group, tmp_path):
                     timeout=30,
                     what="the replica to be promoted",
                 )
-            _push_until_accepted(producer, str(n))
+            push_until_accepted(producer, "user_failover_messages", str(n))
         for client in clients:
             assert client.wait_for(total, timeout=60), (client.transport, len(client.received))
             assert sequence_problems(client.received, total) == {
@@ -102,16 +102,3 @@ def test_delivery_survives_a_sentinel_failover(sentinel_group, tmp_path):
         for client in clients:
             client.stop()
         server.stop()
-
-
-def _push_until_accepted(producer: redis.Redis, payload: str) -> None:
-    """A producer retries while the primary changes (its client follows the sentinel)."""
-    wait_until(lambda: _try_push(producer, payload), timeout=30, what="the new primary")
-
-
-def _try_push(producer: redis.Redis, payload: str) -> bool:
-    try:
-        producer.lpush("user_failover_messages", payload)
-        return True
-    except (redis.ConnectionError, redis.ReadOnlyError, redis.TimeoutError):
-        return False
