@@ -108,6 +108,42 @@ class LocalCluster:
                 node.close()
         raise AssertionError(f"no live primary owns the slot of {key}")
 
+    def primaries(self) -> list[RedisServer]:
+        found = []
+        for server in self.live():
+            node = self.client(server.port)
+            try:
+                if node.info("replication")["role"] == "master":
+                    found.append(server)
+            finally:
+                node.close()
+        return found
+
+    def migrate_slot(self, key: str, source: RedisServer, target: RedisServer) -> None:
+        """Move `key`'s slot, with its keys, from one primary to another (as redis-cli
+        --cluster reshard does), then tell every primary who owns it."""
+        from_node, to_node = self.client(source.port), self.client(target.port)
+        try:
+            slot = from_node.cluster("KEYSLOT", key)
+            from_id = from_node.execute_command("CLUSTER", "MYID")
+            to_id = to_node.execute_command("CLUSTER", "MYID")
+            to_node.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", from_id)
+            from_node.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", to_id)
+            while keys := from_node.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                from_node.execute_command(
+                    "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys
+                )
+            for server in self.primaries():
+                node = self.client(server.port)
+                try:
+                    node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", to_id)
+                finally:
+                    node.close()
+        finally:
+            from_node.close()
+            to_node.close()
+        wait_until(self.healthy, timeout=30, what="the cluster to agree on the slot")
+
     def replica_of(self, primary: RedisServer) -> RedisServer:
         for server in self.live():
             node = self.client(server.port)

@@ -56,6 +56,41 @@ def test_wakes_are_sharded_to_the_node_that_owns_the_user(
             client.close()
 
 
+def test_delivery_follows_the_users_slot_to_another_node(
+    cluster_service, redis_cluster, r, user_id
+):
+    """The user's slot is migrated while a tab of each kind is open: the blocked mover and
+    the wake subscribers move to the new owner, and delivery goes on in order."""
+    keys = user_keys(user_id, MAILBOX)
+    clients = [ResumingClient(cluster_service.base_url, user_id, t) for t in ("sse", "ws")]
+    try:
+        for client in clients:
+            client.start()
+        wait_until(lambda: r.zcard(keys.presence) == 2)
+        r.lpush(keys.mailbox, "0", "1")
+        for client in clients:
+            assert client.wait_for(2, timeout=10)
+        source = redis_cluster.primary_of(keys.mailbox)
+        target = next(server for server in redis_cluster.primaries() if server is not source)
+        redis_cluster.migrate_slot(keys.mailbox, source, target)
+        assert redis_cluster.primary_of(keys.mailbox) is target
+        for n in range(2, 20):
+            r.lpush(keys.mailbox, str(n))
+        for client in clients:
+            assert client.wait_for(20, timeout=30), (client.transport, client.received)
+            assert sequence_problems(client.received, 20) == {"missing": [], "out_of_order": []}
+        node = redis_cluster.client(target.port)
+        workers = len(connection_pids(r, user_id))
+        wait_until(
+            lambda: dict(node.pubsub_shardnumsub(keys.wake))[keys.wake] == workers,
+            what="the wake subscribers on the new owner",
+        )
+        node.close()
+    finally:
+        for client in clients:
+            client.stop()
+
+
 def test_a_replica_promoted_while_messages_flow_loses_nothing(tmp_path):
     """The primary of the user's slot is killed mid-stream; its replica takes over.
 
