@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable
 
 import gevent
-import redis
 from gevent.event import Event
+from redis.connection import AbstractConnection
 
 from push.config import DeliverySettings
 from push.keys import UserKeys
@@ -168,7 +168,7 @@ class Mover:
 
     def _move(self) -> None:
         """Move mail until the lease turns out to be someone else's."""
-        client = self.store.blocking_client(self.keys.mailbox)
+        connection = self.store.mover_connection(self.keys.mailbox)
         try:
             checked = time.monotonic()
             while True:
@@ -176,9 +176,9 @@ class Mover:
                     if self.store.mover_lease(self.keys, self.id, "check") is not True:
                         return
                     checked = time.monotonic()
-                self._step(client)
+                self._step(connection)
         finally:
-            self.store.close_blocking_client(client)
+            connection.disconnect()
 
     def _release(self) -> None:
         """Give the lease back (if it is ours) and tell the other workers' movers, at once.
@@ -189,7 +189,7 @@ class Mover:
         except REDIS_UNAVAILABLE:
             _unreleased.append((self.keys, self.id))
 
-    def _step(self, client: redis.Redis) -> None:
+    def _step(self, connection: AbstractConnection) -> None:
         result = drain(self.store, self.keys, self.settings)
         if result.moved:
             self.on_moved(result)
@@ -199,4 +199,4 @@ class Mover:
             self.room_freed.wait(WINDOW_RECHECK_S)
             self.room_freed.clear()
             return
-        self.store.wait_for_mail(client, self.keys)
+        self.store.wait_for_mail(connection, self.keys)
