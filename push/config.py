@@ -267,7 +267,8 @@ def check_consistency(config: Mapping[str, Any]) -> None:
 
 
 def _check_redis_mode(url: str, cluster: bool) -> None:
-    several_hosts = "," in url.partition("://")[2].partition("/")[0]
+    hosts = url.partition("://")[2].partition("/")[0].partition("?")[0].rpartition("@")[2]
+    several_hosts = "," in hosts
     if not cluster:
         if several_hosts and not url.startswith("redis+sentinel://"):
             raise ConfigError(

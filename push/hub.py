@@ -291,26 +291,43 @@ class Hub:
     def _subscribe_all(self) -> None:
         """(Re)subscribe every local user's wake channel."""
         assert self._wakes is not None
+        self._wakes.refresh()
         with self._subscription_lock:
             self._wakes.resubscribe([channel.keys.wake for channel in self.users.values()])
 
+    def _wake_everyone(self) -> None:
+        """Wakes published while a channel had no subscriber are lost: look anyway."""
+        for channel in list(self.users.values()):
+            channel.wake()
+
     def _listen(self) -> None:
+        """Hand each wake to its user. While some channels have no subscriber (a node is
+        away), try again with backoff, and keep serving the wakes of the others."""
         assert self._wakes is not None
         delay = RETRY_FIRST_S
+        retry_at = 0.0
         while True:
-            try:
-                if not self._wakes.healthy:
+            if not self._wakes.healthy and time.monotonic() >= retry_at:
+                try:
                     self._subscribe_all()
-                message = self._wakes.get_message(timeout=self.settings.heartbeat_s)
-                delay = RETRY_FIRST_S
+                    delay = RETRY_FIRST_S
+                except REDIS_UNAVAILABLE as error:
+                    REDIS_ERRORS.labels("subscriber").inc()
+                    log.warning("redis error subscribing to wakes error=%s", error)
+                    retry_at = time.monotonic() + delay * random.uniform(0.5, 1.5)
+                    delay = min(delay * 2, RETRY_CAP_S)
+                self._wake_everyone()
+            timeout = self.settings.heartbeat_s
+            if not self._wakes.healthy:
+                timeout = min(timeout, max(retry_at - time.monotonic(), 0.01))
+            try:
+                message = self._wakes.get_message(timeout=timeout)
             except REDIS_UNAVAILABLE as error:
                 REDIS_ERRORS.labels("subscriber").inc()
                 log.warning("redis error in wake subscriber error=%s", error)
                 gevent.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, RETRY_CAP_S)
-                # Wakes published while the subscriber was away are lost: look anyway.
-                for channel in list(self.users.values()):
-                    channel.wake()
+                self._wake_everyone()
                 continue
             if message is None:
                 continue

@@ -18,6 +18,7 @@ Three things differ from a single Redis, and this module holds them:
 from __future__ import annotations
 
 import functools
+import socket
 import threading
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -30,6 +31,11 @@ from redis.retry import Retry
 
 #: A node's pool is never smaller than this, however many primaries share the total.
 MIN_POOL_PER_NODE = 2
+#: Seconds of silence before a dedicated connection is probed, between probes, and how
+#: many unanswered probes mean the node is gone (about 11 s in all).
+KEEPALIVE_IDLE_S = 5
+KEEPALIVE_INTERVAL_S = 2
+KEEPALIVE_PROBES = 3
 
 
 def parse_cluster_seeds(url: str) -> tuple[str, list[tuple[str, int]]]:
@@ -137,6 +143,8 @@ def node_client(
     kwargs = dict(pool.connection_kwargs)
     kwargs.pop("redis_connect_func", None)
     kwargs["socket_timeout"] = socket_timeout
+    kwargs["socket_keepalive"] = True
+    kwargs["socket_keepalive_options"] = _keepalive_options()
     if client_name:
         kwargs["client_name"] = client_name
     if not reconnect:
@@ -146,6 +154,18 @@ def node_client(
             connection_class=pool.connection_class, max_connections=1, **kwargs
         )
     )
+
+
+def _keepalive_options() -> dict[int, int]:
+    """TCP keepalive that notices a node gone without closing its connections (a crashed
+    or cut-off host) in about KEEPALIVE_IDLE_S + KEEPALIVE_PROBES x KEEPALIVE_INTERVAL_S: a
+    subscriber or a blocked mover would otherwise wait on it for hours."""
+    wanted = {
+        "TCP_KEEPIDLE": KEEPALIVE_IDLE_S,
+        "TCP_KEEPINTVL": KEEPALIVE_INTERVAL_S,
+        "TCP_KEEPCNT": KEEPALIVE_PROBES,
+    }
+    return {getattr(socket, name): value for name, value in wanted.items() if hasattr(socket, name)}
 
 
 def primary_for(cluster: RedisCluster, key: str) -> ClusterNode:

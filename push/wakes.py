@@ -9,9 +9,11 @@ failure, and get the next wake as `(channel, data)`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 import gevent
@@ -19,6 +21,7 @@ import redis
 from gevent.queue import Empty, Queue
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
+from redis.exceptions import RedisClusterException
 
 from push.redis_clients import REDIS_UNAVAILABLE
 from push.redis_cluster import node_client, primary_for
@@ -38,6 +41,7 @@ class WakeSubscriber(Protocol):
 
     def subscribe(self, channel: str) -> None: ...
     def unsubscribe(self, channel: str) -> None: ...
+    def refresh(self) -> None: ...
     def resubscribe(self, channels: Iterable[str]) -> None: ...
     def get_message(self, timeout: float) -> tuple[bytes, bytes] | None: ...
     def close(self) -> None: ...
@@ -59,6 +63,9 @@ class ChannelWakes:
     def unsubscribe(self, channel: str) -> None:
         self._pubsub.unsubscribe(channel)
 
+    def refresh(self) -> None:
+        """Nothing to learn first: there is one server."""
+
     def resubscribe(self, channels: Iterable[str]) -> None:
         self._pubsub.subscribe(HUB_CHANNEL, *channels)
 
@@ -72,14 +79,26 @@ class ChannelWakes:
         self._pubsub.close()
 
 
+@dataclass(frozen=True)
+class _NodeLost:
+    """A node's subscription stopped serving: its connection broke, or a slot moved."""
+
+    node: str
+    pubsub: redis.client.PubSub
+    reason: str
+
+
 class ShardedWakes:
     """Sharded pub/sub on a cluster: one connection to each primary that owns a slot of
     a subscribed channel, with a reader greenlet each feeding one inbox.
 
-    When a node's connection breaks, or the node says a channel's slot moved away
-    (it sends `sunsubscribe` unasked), the subscriber turns unhealthy: the hub wakes
-    every user (wakes may have been missed) and calls resubscribe(), which refreshes
-    the slot map and subscribes each channel on its owner as it is now."""
+    Each node is looked after alone. When a node's connection breaks, when it says a
+    channel's slot moved away (an unasked `sunsubscribe`), or when the client's slot map
+    (refreshed by any command that met MOVED or a dead node) names another owner, the
+    channels of that node alone become orphans. get_message then raises once, so the hub
+    wakes every user (a wake may have been missed), and resubscribe() places the orphans
+    on their owners as a fresh slot map says, retried by the hub until it succeeds; the
+    other nodes' subscriptions stay as they are and their wakes keep coming."""
 
     def __init__(self, cluster: RedisCluster, socket_timeout: float) -> None:
         self._cluster = cluster
@@ -87,57 +106,81 @@ class ShardedWakes:
         self._channels: set[str] = set()
         #: node name -> (its pub/sub, its reader greenlet)
         self._nodes: dict[str, tuple[redis.client.PubSub, gevent.Greenlet]] = {}
+        #: subscribed channel -> the node it is subscribed on
         self._owner: dict[str, str] = {}
-        #: Channels unsubscribed whose confirmation has not come back yet.
-        self._leaving: dict[str, int] = defaultdict(int)
+        #: wanted channels subscribed nowhere (their node failed, or their slot moved)
+        self._orphans: set[str] = set()
+        #: (node, channel) unsubscribed whose confirmation has not come back yet
+        self._leaving: dict[tuple[str, str], int] = defaultdict(int)
         self._inbox: Queue = Queue()
-        self.healthy = False
+
+    @property
+    def healthy(self) -> bool:
+        return not self._orphans
 
     def subscribe(self, channel: str) -> None:
         self._channels.add(channel)
-        if self.healthy:
-            try:
-                self._subscribe_on_owner([channel])
-            except REDIS_UNAVAILABLE as error:
-                self._inbox.put(error)
-                raise
+        try:
+            self._place([channel])
+        except REDIS_UNAVAILABLE:
+            self._orphans.add(channel)
+            raise
 
     def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
+        self._orphans.discard(channel)
         owner = self._owner.pop(channel, None)
-        if self.healthy and owner in self._nodes:
-            self._leaving[channel] += 1
+        if owner in self._nodes:
+            self._leaving[(owner, channel)] += 1
             self._nodes[owner][0].sunsubscribe(channel)
 
+    def refresh(self) -> None:
+        """Read the slot map afresh (outside the hub's lock: it may wait on dead nodes)."""
+        if self._orphans:
+            try:
+                self._cluster.nodes_manager.initialize()
+            except RedisClusterException as error:
+                raise redis.ConnectionError(f"the cluster's slot map: {error}") from error
+
     def resubscribe(self, channels: Iterable[str]) -> None:
-        self._close_nodes()
-        self._inbox = Queue()  # what is in it is stale: the hub wakes every user anyway
+        """Make sure every one of `channels` is subscribed on the node that owns it."""
         self._channels = set(channels)
-        self._cluster.nodes_manager.initialize()
+        for channel in [c for c in self._owner if c not in self._channels]:
+            self.unsubscribe(channel)
+        self._orphans = {c for c in self._channels if c not in self._owner}
         by_slot: dict[int, list[str]] = defaultdict(list)
-        for channel in self._channels:
+        for channel in self._orphans:
             by_slot[key_slot(channel.encode())].append(channel)
+        failure: Exception | None = None
         for group in by_slot.values():
-            self._subscribe_on_owner(group)
-        self.healthy = True
+            try:
+                self._place(group)
+            except REDIS_UNAVAILABLE as error:
+                failure = failure or error
+                continue
+            self._orphans.difference_update(group)
+        if failure is not None:
+            raise failure
 
     def get_message(self, timeout: float) -> tuple[bytes, bytes] | None:
-        if not self.healthy:
-            raise redis.ConnectionError("the sharded wake subscriber must resubscribe")
         try:
             item = self._inbox.get(timeout=timeout)
         except Empty:
+            self._check_owners()
             return None
-        if isinstance(item, Exception):
-            self.healthy = False
-            self._close_nodes()
-            raise item
+        if isinstance(item, _NodeLost):
+            current = self._nodes.get(item.node)
+            if current is not None and current[0] is item.pubsub:
+                self._drop_node(item.node)
+                raise redis.ConnectionError(item.reason)
+            return None
         return item
 
     def close(self) -> None:
-        self._close_nodes()
+        for name in list(self._nodes):
+            self._drop_node(name)
 
-    def _subscribe_on_owner(self, channels: list[str]) -> None:
+    def _place(self, channels: list[str]) -> None:
         """SSUBSCRIBE channels of one slot on the primary that owns it."""
         node = primary_for(self._cluster, channels[0])
         if node.name not in self._nodes:
@@ -152,6 +195,22 @@ class ShardedWakes:
         for channel in channels:
             self._owner[channel] = node.name
 
+    def _check_owners(self) -> None:
+        """Orphan the channels whose slot the client's slot map gives to another node now
+        (a failover behind a connection that looks alive but hears nothing)."""
+        for channel, owner in list(self._owner.items()):
+            try:
+                moved = primary_for(self._cluster, channel).name != owner
+            except REDIS_UNAVAILABLE:
+                moved = False  # the slot has no primary yet: look again later
+            if moved:
+                del self._owner[channel]
+                self._orphans.add(channel)
+                if owner in self._nodes:
+                    self._leaving[(owner, channel)] += 1
+                    with contextlib.suppress(*REDIS_UNAVAILABLE):
+                        self._nodes[owner][0].sunsubscribe(channel)
+
     def _read(self, pubsub: redis.client.PubSub, node_name: str) -> None:
         try:
             while True:
@@ -162,25 +221,32 @@ class ShardedWakes:
                 if kind == "smessage":
                     self._inbox.put((message["channel"], message["data"]))
                 elif kind == "sunsubscribe":
-                    channel = message["channel"].decode()
-                    if self._leaving.get(channel):
-                        self._leaving[channel] -= 1
-                        if not self._leaving[channel]:
-                            del self._leaving[channel]
-                    elif channel in self._channels and self._owner.get(channel) == node_name:
-                        # Unasked: the slot moved to another node.
-                        raise redis.ConnectionError(f"slot of {channel} moved from {node_name}")
-        except REDIS_UNAVAILABLE as error:
-            self._inbox.put(error)
+                    leaving = (node_name, message["channel"].decode())
+                    if self._leaving.get(leaving):
+                        self._leaving[leaving] -= 1
+                        if not self._leaving[leaving]:
+                            del self._leaving[leaving]
+                    elif self._owner.get(leaving[1]) == node_name:
+                        self._inbox.put(
+                            _NodeLost(node_name, pubsub, f"slot of {leaving[1]} moved away")
+                        )
+                        return
+        except gevent.GreenletExit:
+            raise
+        except Exception as error:  # whatever stops the reader stops the node's wakes
+            self._inbox.put(_NodeLost(node_name, pubsub, f"{type(error).__name__}: {error}"))
 
-    def _close_nodes(self) -> None:
-        nodes, self._nodes = self._nodes, {}
-        self._owner.clear()
-        self._leaving.clear()
-        for pubsub, reader in nodes.values():
-            reader.kill(block=False)
-            try:
-                pubsub.close()
-                pubsub.connection_pool.disconnect()
-            except Exception as error:  # a broken connection may fail to close
-                log.debug("closing a node subscriber failed error=%s", error)
+    def _drop_node(self, name: str) -> None:
+        pubsub, reader = self._nodes.pop(name)
+        reader.kill(block=False)
+        for channel, owner in list(self._owner.items()):
+            if owner == name:
+                del self._owner[channel]
+                self._orphans.add(channel)
+        for leaving in [key for key in self._leaving if key[0] == name]:
+            del self._leaving[leaving]
+        try:
+            pubsub.close()
+            pubsub.connection_pool.disconnect()
+        except Exception as error:  # a broken connection may fail to close
+            log.debug("closing a node subscriber failed node=%s error=%s", name, error)

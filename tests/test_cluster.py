@@ -1,13 +1,14 @@
 """Redis Cluster mode beyond the shared delivery tests (test_delivery.py and
 test_scaling.py run on a cluster too): wakes are sharded to the owner of the user's
-slot, and a replica promoted while messages flow loses nothing.
+slot and follow it when it migrates, and a replica promoted while messages flow loses
+nothing.
 """
 
 from __future__ import annotations
 
 import pytest
 import redis
-from clients import connection_pids, open_concurrently, wait_until
+from clients import SseStream, connection_pids, open_concurrently, wait_until, ws_frames
 from cluster import LocalCluster
 from resuming import ResumingClient, push_until_accepted, sequence_problems
 from servers import Gunicorn, service_env
@@ -17,6 +18,8 @@ from push.keys import user_keys
 pytestmark = pytest.mark.e2e
 
 MAILBOX = "user_{user_id}_messages"
+#: Seconds a message may take to reach every tab through a wake.
+WAKE_DEADLINE_S = 5.0
 
 
 @pytest.fixture
@@ -24,71 +27,104 @@ def backend() -> str:
     return "cluster"
 
 
-def test_wakes_are_sharded_to_the_node_that_owns_the_user(
-    cluster_service, redis_cluster, r, user_id
-):
+@pytest.fixture(scope="module")
+def quiet_service(redis_cluster, tmp_path_factory):
+    """The service on the cluster with a 30 s heartbeat: a tab on a worker that does not
+    move the user's mail learns of a message within seconds only through a wake."""
+    env = service_env(
+        redis_cluster.seed_url, PUSH_REDIS_CLUSTER="1", PUSH_DEMO="1", PUSH_HEARTBEAT_S="30"
+    )
+    server = Gunicorn(tmp_path_factory.mktemp("quiet") / "gunicorn.log", env).start()
+    yield server
+    server.stop()
+
+
+def open_on_both_workers(base_url: str, r: redis.RedisCluster, user_id: str) -> list:
+    """Tabs of the user until both workers hold some (at most 24)."""
     keys = user_keys(user_id, MAILBOX)
-    clients = open_concurrently(cluster_service.base_url, user_id, 6)
+    clients = []
+    for _ in range(3):
+        clients += open_concurrently(base_url, user_id, 8)
+        opened = len(clients)
+        wait_until(lambda opened=opened: r.zcard(keys.presence) == opened)
+        if len(connection_pids(r, user_id)) == 2:
+            return clients
+    for client in clients:
+        client.close()
+    raise AssertionError("the tabs never spanned both workers")
+
+
+def every_tab_gets(clients: list, payloads: list[str]) -> None:
+    """Each tab receives `payloads` within 5 s: well before a 30 s heartbeat re-check."""
+    for client in clients:
+        if isinstance(client, SseStream):
+            got = [event.data for event in client.events(len(payloads), timeout=WAKE_DEADLINE_S)]
+        else:
+            got = [f["data"] for f in ws_frames(client, len(payloads), timeout=WAKE_DEADLINE_S)]
+        assert got == payloads
+
+
+def shard_subscribers(cluster: LocalCluster, server, channel: str) -> int:
+    node = cluster.client(server.port)
     try:
-        wait_until(lambda: r.zcard(keys.presence) == len(clients))
-        workers = len(connection_pids(r, user_id))
+        return dict(node.pubsub_shardnumsub(channel))[channel]
+    finally:
+        node.close()
+
+
+def test_wakes_are_sharded_to_the_node_that_owns_the_user(quiet_service, redis_cluster, r, user_id):
+    keys = user_keys(user_id, MAILBOX)
+    clients = open_on_both_workers(quiet_service.base_url, r, user_id)
+    try:
         owner = redis_cluster.primary_of(keys.mailbox)
         for server in redis_cluster.live():
             node = redis_cluster.client(server.port)
-            try:
-                # Nobody listens on a plain channel: a PUBLISH would reach every node.
-                assert node.pubsub_numsub(keys.wake) == [(keys.wake, 0)]
-                if node.info("replication")["role"] != "master":
-                    continue
-                shard_subscribers = dict(node.pubsub_shardnumsub(keys.wake))[keys.wake]
-                # One subscriber per worker holding a tab of the user, on the owner only.
-                expected = workers if server is owner else 0
-                wait_until(
-                    lambda node=node, expected=expected: (
-                        dict(node.pubsub_shardnumsub(keys.wake))[keys.wake] == expected
-                    ),
-                    what=f"{expected} shard subscribers on {server.port}, not {shard_subscribers}",
-                )
-            finally:
-                node.close()
+            # Nobody listens on a plain channel: a PUBLISH would reach every node.
+            assert node.pubsub_numsub(keys.wake) == [(keys.wake, 0)]
+            node.close()
+        for server in redis_cluster.primaries():
+            # One subscriber per worker holding a tab of the user, on the owner only.
+            expected = 2 if server is owner else 0
+            wait_until(
+                lambda server=server, expected=expected: (
+                    shard_subscribers(redis_cluster, server, keys.wake) == expected
+                ),
+                what=f"{expected} shard subscribers on {server.port}",
+            )
+        r.lpush(keys.mailbox, "one", "two")
+        every_tab_gets(clients, ["one", "two"])
     finally:
         for client in clients:
             client.close()
+    # The last tab gone, each worker unsubscribes.
+    wait_until(
+        lambda: shard_subscribers(redis_cluster, owner, keys.wake) == 0,
+        what="the wake channel to be left",
+    )
 
 
-def test_delivery_follows_the_users_slot_to_another_node(
-    cluster_service, redis_cluster, r, user_id
-):
-    """The user's slot is migrated while a tab of each kind is open: the blocked mover and
-    the wake subscribers move to the new owner, and delivery goes on in order."""
+def test_delivery_follows_the_users_slot_to_another_node(quiet_service, redis_cluster, r, user_id):
+    """The user's slot is migrated while tabs are open on both workers: the blocked mover
+    and the wake subscribers move to the new owner, and wakes keep coming."""
     keys = user_keys(user_id, MAILBOX)
-    clients = [ResumingClient(cluster_service.base_url, user_id, t) for t in ("sse", "ws")]
+    clients = open_on_both_workers(quiet_service.base_url, r, user_id)
     try:
-        for client in clients:
-            client.start()
-        wait_until(lambda: r.zcard(keys.presence) == 2)
-        r.lpush(keys.mailbox, "0", "1")
-        for client in clients:
-            assert client.wait_for(2, timeout=10)
+        r.lpush(keys.mailbox, "before")
+        every_tab_gets(clients, ["before"])
         source = redis_cluster.primary_of(keys.mailbox)
         target = next(server for server in redis_cluster.primaries() if server is not source)
         redis_cluster.migrate_slot(keys.mailbox, source, target)
         assert redis_cluster.primary_of(keys.mailbox) is target
-        for n in range(2, 20):
-            r.lpush(keys.mailbox, str(n))
-        for client in clients:
-            assert client.wait_for(20, timeout=30), (client.transport, client.received)
-            assert sequence_problems(client.received, 20) == {"missing": [], "out_of_order": []}
-        node = redis_cluster.client(target.port)
-        workers = len(connection_pids(r, user_id))
         wait_until(
-            lambda: dict(node.pubsub_shardnumsub(keys.wake))[keys.wake] == workers,
-            what="the wake subscribers on the new owner",
+            lambda: shard_subscribers(redis_cluster, target, keys.wake) == 2,
+            what="both workers' wake subscribers on the new owner",
         )
-        node.close()
+        payloads = [f"after {n}" for n in range(5)]
+        r.lpush(keys.mailbox, *payloads)
+        every_tab_gets(clients, payloads)
     finally:
         for client in clients:
-            client.stop()
+            client.close()
 
 
 def test_a_replica_promoted_while_messages_flow_loses_nothing(tmp_path):
@@ -119,6 +155,11 @@ def test_a_replica_promoted_while_messages_flow_loses_nothing(tmp_path):
                 primary.process.wait()
             push_until_accepted(producer, keys.mailbox, str(n))
         assert cluster.primary_of(keys.mailbox) is replica
+        workers = len(connection_pids(producer, "promoted"))
+        wait_until(
+            lambda: shard_subscribers(cluster, replica, keys.wake) == workers,
+            what="the wake subscribers on the promoted replica",
+        )
         for client in clients:
             assert client.wait_for(total, timeout=60), (client.transport, len(client.received))
             assert sequence_problems(client.received, total) == {

@@ -103,6 +103,10 @@ def test_a_redis_url_that_does_not_fit_the_mode_is_refused(environ, named):
         load_config({**DEMO, **environ})
 
 
+def test_a_comma_in_a_password_is_not_a_second_host():
+    assert load_config({**DEMO, "REDIS_URL": "redis://u:a,b@h:6379/0"})["REDIS_URL"]
+
+
 def test_cluster_seed_nodes_come_from_the_url():
     config = load_config(
         {**DEMO, "PUSH_REDIS_CLUSTER": "1", "REDIS_URL": "rediss://u:p@h1:7000,h2:7001/0"}
