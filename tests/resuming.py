@@ -137,3 +137,10 @@ def _try_push(producer: redis.Redis, mailbox: str, payload: str) -> bool:
         redis.exceptions.ClusterError,
     ):
         return False
+
+
+def assert_every_client_got_all_in_order(clients: list[ResumingClient], total: int) -> None:
+    """Every client received the payloads 0..total-1, none missing, none out of order."""
+    for client in clients:
+        assert client.wait_for(total, timeout=60), (client.transport, len(client.received))
+        assert sequence_problems(client.received, total) == {"missing": [], "out_of_order": []}

@@ -10,7 +10,7 @@ import pytest
 import redis
 from clients import SseStream, connection_pids, open_concurrently, wait_until, ws_frames
 from cluster import LocalCluster
-from resuming import ResumingClient, push_until_accepted, sequence_problems
+from resuming import ResumingClient, assert_every_client_got_all_in_order, push_until_accepted
 from servers import Gunicorn, service_env
 
 from push.keys import user_keys
@@ -160,12 +160,7 @@ def test_a_replica_promoted_while_messages_flow_loses_nothing(tmp_path):
             lambda: shard_subscribers(cluster, replica, keys.wake) == workers,
             what="the wake subscribers on the promoted replica",
         )
-        for client in clients:
-            assert client.wait_for(total, timeout=60), (client.transport, len(client.received))
-            assert sequence_problems(client.received, total) == {
-                "missing": [],
-                "out_of_order": [],
-            }
+        assert_every_client_got_all_in_order(clients, total)
     finally:
         for client in clients:
             client.stop()

@@ -8,7 +8,7 @@ import pytest
 import redis
 from clients import wait_until
 from redis.sentinel import Sentinel
-from resuming import ResumingClient, push_until_accepted, sequence_problems
+from resuming import ResumingClient, assert_every_client_got_all_in_order, push_until_accepted
 from servers import Gunicorn, service_env
 
 from push.redis_server import RedisServer, find_server_binary, free_port
@@ -92,12 +92,7 @@ def test_delivery_survives_a_sentinel_failover(sentinel_group, tmp_path):
                     what="the replica to be promoted",
                 )
             push_until_accepted(producer, "user_failover_messages", str(n))
-        for client in clients:
-            assert client.wait_for(total, timeout=60), (client.transport, len(client.received))
-            assert sequence_problems(client.received, total) == {
-                "missing": [],
-                "out_of_order": [],
-            }
+        assert_every_client_got_all_in_order(clients, total)
     finally:
         for client in clients:
             client.stop()
