@@ -18,7 +18,7 @@ from redis.commands.core import Script
 from redis.exceptions import AskError, ClusterError, RedisClusterException, TryAgainError
 from redis.sentinel import Sentinel, SentinelManagedConnection
 
-from push.redis_cluster import cluster_client
+from push.redis_cluster import cluster_client, parse_host_ports
 
 SENTINEL_SCHEME = "redis+sentinel://"
 #: Seconds to wait for a sentinel's answer about the primary's address.
@@ -66,12 +66,7 @@ def parse_sentinel_url(url: str) -> SentinelUrl:
     parts = [part for part in path.split("/") if part]
     if not hosts or not parts or len(parts) > 2:
         raise ValueError("a sentinel URL is redis+sentinel://host:port[,host:port]/service[/db]")
-    sentinels = []
-    for host in hosts.split(","):
-        name, _, port = host.rpartition(":")
-        if not name or not port.isdigit():
-            raise ValueError(f"sentinel address {host!r} is not host:port")
-        sentinels.append((name, int(port)))
+    sentinels = parse_host_ports(hosts, "sentinel address")
     db = int(parts[1]) if len(parts) == 2 else 0
     return SentinelUrl(tuple(sentinels), parts[0], db, username, password)
 

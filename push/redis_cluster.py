@@ -1,6 +1,6 @@
 """Redis Cluster mode (PUSH_REDIS_CLUSTER=1): the cluster client, and clients of one node.
 
-Three things differ from a single Redis, and this module holds them:
+What differs from a single Redis is held here:
 
 - The cluster client asks a seed node for the slot map when it is made, so it is
   made on first use: the app is created where the cluster may not answer yet
@@ -10,7 +10,8 @@ Three things differ from a single Redis, and this module holds them:
   at about online users + a small constant per worker.
 - A mover's BLMOVE holds a connection for seconds. Through the cluster client it
   would hold one of the node's pooled connections; instead it gets a connection of
-  its own to the node that owns the mailbox's slot (`node_client`).
+  its own to the node that owns the mailbox's slot (`Store.mover_connection`, with
+  `dedicated_connection_kwargs`, which a single Redis's movers use too).
 - Sharded pub/sub (SSUBSCRIBE) is per node: the subscriber in wakes.py opens one
   connection to each primary through `node_client` too.
 """
@@ -38,18 +39,24 @@ KEEPALIVE_INTERVAL_S = 2
 KEEPALIVE_PROBES = 3
 
 
+def parse_host_ports(hosts: str, what: str) -> list[tuple[str, int]]:
+    """`"h1:p1,h2:p2"` -> `[("h1", p1), ("h2", p2)]`; `what` names them in the error."""
+    addresses = []
+    for host in hosts.split(","):
+        name, _, port = host.rpartition(":")
+        if not name or not port.isdigit():
+            raise ValueError(f"{what} {host!r} is not host:port")
+        addresses.append((name, int(port)))
+    return addresses
+
+
 def parse_cluster_seeds(url: str) -> tuple[str, list[tuple[str, int]]]:
     """`redis://[user:pw@]h1:p1,h2:p2[/0]` -> (the URL with the first seed only, all seeds).
 
     Any one seed that answers is enough: the client learns the rest from it."""
     parts = urlsplit(url)
     credentials, _, hosts = parts.netloc.rpartition("@")
-    seeds = []
-    for host in hosts.split(","):
-        name, _, port = host.rpartition(":")
-        if not name or not port.isdigit():
-            raise ValueError(f"a cluster seed is host:port, got {host!r}")
-        seeds.append((name, int(port)))
+    seeds = parse_host_ports(hosts, "cluster seed")
     if parts.path.strip("/") not in ("", "0"):
         raise ValueError("Redis Cluster has only database 0")
     first = f"{credentials}@{hosts.split(',')[0]}" if credentials else hosts.split(",")[0]
@@ -140,13 +147,9 @@ def node_client(
     and TLS settings. Without `reconnect`, a broken connection raises at once instead of
     being opened again (a pub/sub connection must be re-subscribed by its owner)."""
     pool = cluster.get_redis_connection(node).connection_pool
-    kwargs = dict(pool.connection_kwargs)
-    kwargs.pop("redis_connect_func", None)
-    kwargs["socket_timeout"] = socket_timeout
-    kwargs["socket_keepalive"] = True
-    kwargs["socket_keepalive_options"] = _keepalive_options()
-    if client_name:
-        kwargs["client_name"] = client_name
+    kwargs = dedicated_connection_kwargs(
+        pool, socket_timeout=socket_timeout, client_name=client_name
+    )
     if not reconnect:
         kwargs["retry"] = Retry(NoBackoff(), 0)
     return redis.Redis(
@@ -154,6 +157,29 @@ def node_client(
             connection_class=pool.connection_class, max_connections=1, **kwargs
         )
     )
+
+
+def dedicated_connection_kwargs(
+    pool: redis.ConnectionPool,
+    *,
+    socket_timeout: float,
+    client_name: str | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """The settings of `pool`'s connections (address, credentials, TLS) for a connection
+    held apart from it: its own socket timeout and name, TCP keepalive, and no
+    on-connect hook (a cluster node's pool runs READONLY there; a primary needs nothing)."""
+    kwargs = dict(pool.connection_kwargs)
+    kwargs.pop("redis_connect_func", None)
+    kwargs.update(
+        socket_timeout=socket_timeout,
+        socket_keepalive=True,
+        socket_keepalive_options=_keepalive_options(),
+        **overrides,
+    )
+    if client_name:
+        kwargs["client_name"] = client_name
+    return kwargs
 
 
 def _keepalive_options() -> dict[int, int]:

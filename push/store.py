@@ -23,7 +23,7 @@ from redis.connection import AbstractConnection
 
 from push.keys import UserKeys, parse_event_id
 from push.redis_clients import redis_client
-from push.redis_cluster import node_client, primary_for
+from push.redis_cluster import dedicated_connection_kwargs, node_client, primary_for
 from push.wakes import ChannelWakes, ShardedWakes, WakeSubscriber
 
 #: Seconds a short command may take before the connection counts as broken.
@@ -134,10 +134,8 @@ class Store:
             pool = self.redis.get_redis_connection(node).connection_pool
         else:
             pool = self.redis.connection_pool
-        kwargs = dict(pool.connection_kwargs)
-        # The cluster's node pools run READONLY on connect; a primary needs nothing.
-        kwargs.pop("redis_connect_func", None)
-        kwargs.update(
+        kwargs = dedicated_connection_kwargs(
+            pool,
             socket_timeout=self.block_s + BLOCK_MARGIN_S,
             client_name=f"push:mover:{os.getpid()}:{name}",
             socket_read_size=MOVER_READ_SIZE,
