@@ -90,6 +90,9 @@ def post_worker_init(worker):
         gevent.spawn(hub.shut_down)
 
     signal.signal(signal.SIGTERM, handle_exit)
+    from push.runtime import tune_for_many_connections
+
+    tune_for_many_connections()
     worker.log.info("Worker ready (pid: %s)", worker.pid)
 
 

@@ -411,9 +411,10 @@ class Producer:
 
 
 class Bench:
-    def __init__(self, plan: Plan, profile_dir: Path | None) -> None:
+    def __init__(self, plan: Plan, profile_dir: Path | None, profile_native: bool = False) -> None:
         self.plan = plan
         self.profile_dir = profile_dir
+        self.profile_native = profile_native
         self.tmp = Path(tempfile.mkdtemp(prefix="push-bench-"))
         self.redis_server: RedisServer | None = None
         self.redis: redis.Redis | None = None
@@ -618,9 +619,12 @@ class Bench:
         out = self.profile_dir / f"{name}-{pid}"
         log(f"py-spy on worker {pid} for {seconds:.0f} s -> {out}.*")
         common = ["--pid", pid, "--duration", str(max(1, int(seconds))), "--rate", "250"]
+        # --native also samples C frames (the GC, libev, greenlet switches), but it stops
+        # the worker for each sample: figures measured meanwhile are off.
+        common += ["--native"] if self.profile_native else ["--nonblocking"]
         return [
             subprocess.Popen(
-                [spy, "record", *common, "--format", fmt, "-o", f"{out}.{ext}", "--nonblocking"],
+                [spy, "record", *common, "--format", fmt, "-o", f"{out}.{ext}"],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -1048,6 +1052,9 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma list of scenarios")
     parser.add_argument("--profile", type=Path, help="py-spy the first push worker into DIR")
     parser.add_argument(
+        "--native", action="store_true", help="with --profile: C frames too (slows the worker)"
+    )
+    parser.add_argument(
         "--set", action="append", default=[], help="override a plan field: KEY=VALUE (development)"
     )
     parser.add_argument("--systems", help="comma list of push-sse,push-ws,flask-sse (development)")
@@ -1087,7 +1094,7 @@ def main() -> int:
         "seconds": {},
     }
     log(f"{plan.name} run: {', '.join(wanted)}")
-    with Bench(plan, args.profile) as bench:
+    with Bench(plan, args.profile, args.native) as bench:
         results["machine"]["redis"] = bench.info("server")["redis_version"]
         for name in SCENARIOS:
             if name not in wanted:

@@ -145,6 +145,7 @@ class Connection:
         An empty batch means a heartbeat is due. When the writer asks for the next
         batch, the previous one is on the socket: its newest entry is reported to
         `written`, which advances the user's delivered mark."""
+        delivered = DELIVERED.labels(self.transport)
         while True:
             batch = self.next_batch(heartbeat_s)
             if self.closed:
@@ -155,6 +156,6 @@ class Connection:
                 RESETS.inc(len(batch) - len(entries))
             if entries:
                 self.sent += len(entries)
-                DELIVERED.labels(self.transport).inc(len(entries))
+                delivered.inc(len(entries))
                 DELIVERY_SECONDS.observe(max(0.0, time.time() - entries[0].key[0] / 1000))
                 written(entries[-1])

@@ -7,7 +7,7 @@ user's local connections, from the oldest cursor among them, and offers the
 entries to each; every connection keeps what is after its own cursor. The
 pump runs when woken: by the local mover, by a wake published by any worker's
 mover (one pub/sub subscriber per worker, subscribed to the wake channels of
-local users), or every heartbeat, so a missed wake heals by itself.
+local users), or every few heartbeats, so a missed wake heals by itself.
 
 Writers (the SSE and WebSocket views) report what they have written; the
 channel advances the user's delivered mark in Redis and lets the mover move
@@ -34,7 +34,7 @@ from push.mailbox import LEASE_FREE, RETRY_CAP_S, RETRY_FIRST_S, Mover, release_
 from push.metrics import ACTIVE_USERS, REDIS_ERRORS
 from push.presence import Presence
 from push.redis_clients import REDIS_UNAVAILABLE
-from push.store import DrainResult, Entry, Store
+from push.store import DrainResult, Entry, Store, Wake, parse_wake
 from push.wakes import WakeSubscriber
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,10 @@ WORKER_ALIVE_TTL_S = 6.0
 LEASE_FREE_BYTES = LEASE_FREE.encode()
 #: A connection that has not written its full outbox for this long is cut (it resumes).
 STALLED_S = 10.0
+#: Without a wake, a pump reads the history every this many heartbeats anyway (a wake
+#: lost without the subscriber noticing heals by itself), or every heartbeat while a
+#: connection is behind (to cut it once it has stalled for STALLED_S).
+RECHECK_HEARTBEATS = 4
 #: A user's delivered mark is written at most this often (the newest entry each time).
 MARK_INTERVAL_S = 0.05
 
@@ -68,27 +72,37 @@ class UserChannel:
         self._mover = Mover(store, keys, settings, on_moved=self.moved, worker_id=worker_id)
         self._greenlets = [gevent.spawn(self._pump), gevent.spawn(self._mover.run)]
 
-    def wake(self, newest: str | None = None) -> None:
-        """Let the pump read the history; a wake for an entry every local connection
-        already has (the local mover's and then the published one) is ignored."""
-        if newest is not None and self.connections:
+    def wake(self) -> None:
+        """Let the pump read the history."""
+        self._wake.set()
+
+    def heard(self, wake: Wake) -> None:
+        """A drain's wake. One for an entry every local connection already has (the local
+        mover's) is ignored; one that carries its entries is offered like the local
+        mover's (`moved`); otherwise the pump reads."""
+        if self.connections:
             try:
-                newest_key = parse_event_id(newest)
+                newest_key = parse_event_id(wake.newest)
             except InvalidEventId:
                 newest_key = None
             if newest_key is not None and all(
                 connection.cursor_key >= newest_key for connection in self.connections
             ):
                 return
-        self._wake.set()
+        if wake.entries is None:
+            self._wake.set()
+        else:
+            self._offer(wake.previous_id, wake.entries)
 
     def moved(self, result: DrainResult) -> None:
         """This worker's mover added entries: connections that had everything before them
         get them at once, without reading the history back; the others get a read."""
-        previous = parse_event_id(result.previous_id) if result.previous_id else (0, 0)
+        self._offer(result.previous_id, result.entries)
+
+    def _offer(self, previous_id: str | None, entries: list[Entry]) -> None:
+        previous = parse_event_id(previous_id) if previous_id else (0, 0)
         covered = [
-            connection.offer(result.entries, read_from=previous)
-            for connection in list(self.connections)
+            connection.offer(entries, read_from=previous) for connection in list(self.connections)
         ]
         if not all(covered):
             self._wake.set()
@@ -96,6 +110,11 @@ class UserChannel:
     def lease_freed(self) -> None:
         """Another worker's mover for this user stopped: try to take over at once."""
         self._mover.lease_free.set()
+
+    @property
+    def lease_holder_worker(self) -> str | None:
+        """The other worker that moves this user's mail, while our mover waits for it."""
+        return self._mover.holder_worker
 
     def written(self, entry: Entry) -> None:
         """A writer put `entry` on a socket: advance the delivered mark if it is newer.
@@ -145,7 +164,10 @@ class UserChannel:
     def _pump(self) -> None:
         delay = RETRY_FIRST_S
         while True:
-            self._wake.wait(self.settings.heartbeat_s)
+            recheck_s = self.settings.heartbeat_s
+            if not any(connection.behind for connection in self.connections):
+                recheck_s *= RECHECK_HEARTBEATS * random.uniform(0.9, 1.1)
+            self._wake.wait(recheck_s)
             self._wake.clear()
             try:
                 self._dispatch()
@@ -263,15 +285,29 @@ class Hub:
         gevent.spawn(self._keep_alive)
 
     def _keep_alive(self) -> None:
-        """Tell other workers this one runs, so they leave its mover leases alone."""
+        """Tell other workers this one runs, so they leave its mover leases alone; wake
+        the movers waiting on a worker that stopped saying so."""
         while True:
             try:
                 self.store.mark_worker_alive(self.worker_id, WORKER_ALIVE_TTL_S)
                 release_leftovers(self.store)
+                self._wake_movers_of_dead_workers()
             except REDIS_UNAVAILABLE as error:
                 REDIS_ERRORS.labels("liveness").inc()
                 log.warning("redis error marking the worker alive error=%s", error)
             gevent.sleep(WORKER_ALIVE_EVERY_S)
+
+    def _wake_movers_of_dead_workers(self) -> None:
+        """One liveness read per other worker holding leases our movers wait for."""
+        waiting: dict[str, list[UserChannel]] = {}
+        for channel in list(self.users.values()):
+            worker = channel.lease_holder_worker
+            if worker is not None:
+                waiting.setdefault(worker, []).append(channel)
+        for worker, channels in waiting.items():
+            if not self.store.worker_alive(worker):
+                for channel in channels:
+                    channel.lease_freed()
 
     def _renew_presence(self) -> None:
         """Keep the presence leases of this worker's connections alive."""
@@ -296,8 +332,10 @@ class Hub:
             self._wakes.resubscribe([channel.keys.wake for channel in self.users.values()])
 
     def _wake_everyone(self) -> None:
-        """Wakes published while a channel had no subscriber are lost: look anyway."""
+        """Wakes published while a channel had no subscriber are lost: look anyway, and
+        let movers without the lease ask for it (a "free" wake may be among the lost)."""
         for channel in list(self.users.values()):
+            channel.lease_freed()
             channel.wake()
 
     def _listen(self) -> None:
@@ -337,5 +375,9 @@ class Hub:
                 if data == LEASE_FREE_BYTES:
                     channel.lease_freed()
                     channel.wake()
-                else:
-                    channel.wake(data.decode())
+                    continue
+                try:
+                    channel.heard(parse_wake(data))
+                except (ValueError, TypeError):
+                    log.warning("unreadable wake channel=%s", wake.decode(errors="replace"))
+                    channel.wake()

@@ -39,9 +39,10 @@ RETRY_CAP_S = 5.0
 #: While the window is full the mover re-checks this often even without a local signal
 #: (a connection on another worker may have advanced the delivered mark).
 WINDOW_RECHECK_S = 1.0
-#: A mover without the lease tries again this often (a dead holder's worker has let its
-#: liveness key expire by then).
-LEASE_RETRY_S = 3.0
+#: A mover without the lease asks for it when woken: by the holder's "free" wake, or by
+#: its hub when the holder's worker stops renewing its liveness key (see hub.py). It also
+#: asks this often, in case a wake was missed.
+LEASE_RECHECK_S = 30.0
 #: A holder's worker must be seen dead this long apart before its lease is taken (its
 #: worker renews the liveness key every 2 s).
 DEAD_CONFIRM_S = 2.5
@@ -95,8 +96,9 @@ class Mover:
     Every worker with a connection of the user runs a Mover, but only the holder of
     the lease blocks on BLMOVE: Redis holds about one blocked connection per online
     user, however many workers and hosts the user's tabs are spread over. The others
-    wait: for the holder's "free" wake when it stops, or, every LEASE_RETRY_S, to find
-    its worker dead (its liveness key expired) and take the lease over."""
+    wait, costing Redis nothing: for the holder's "free" wake when it stops, or for
+    their hub to find the holder's worker dead (its liveness key expired), and then
+    take the lease over."""
 
     def __init__(
         self,
@@ -115,6 +117,8 @@ class Mover:
         self.room_freed = Event()
         self.lease_free = Event()
         self._suspect: tuple[str, float] | None = None
+        #: The lease's holder when we last asked (None: us, nobody, or not asked yet).
+        self.holder: str | None = None
 
     def run(self) -> None:
         delay = RETRY_FIRST_S
@@ -124,7 +128,7 @@ class Mover:
                 try:
                     if self._acquire():
                         self._move()
-                    self.lease_free.wait(LEASE_RETRY_S)
+                    self.lease_free.wait(LEASE_RECHECK_S * random.uniform(0.8, 1.2))
                     self.lease_free.clear()
                     delay = RETRY_FIRST_S
                 except Exception as error:
@@ -139,8 +143,17 @@ class Mover:
             self._release()
             _running.discard(self.id)
 
+    @property
+    def holder_worker(self) -> str | None:
+        """The other worker whose mover held the lease when this one last asked."""
+        if self.holder is None:
+            return None
+        worker = self.holder.rsplit("#", 1)[0]
+        return None if worker == self.worker_id else worker
+
     def _acquire(self) -> bool:
         answer = self.store.mover_lease(self.keys, self.id, "acquire")
+        self.holder = answer if isinstance(answer, str) else None
         if answer is True:
             return True
         if not isinstance(answer, str):

@@ -13,6 +13,7 @@ and every script touches keys of one slot only (they share the mailbox's tag).
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,9 @@ BLOCK_MARGIN_S = 10.0
 #: Bytes a mover's connection reads at a time. redis-py allocates its read buffer per
 #: connection (32 KB by default), and a BLMOVE reply is one message.
 MOVER_READ_SIZE = 4096
+#: Payload bytes a drain's wake may carry to the other workers' connections; a bigger
+#: batch's wake carries its newest id only, and they read the history.
+WAKE_CARRY_BYTES = 16_384
 #: A mover lease outlives its worker by at most this long even if nobody checks the
 #: worker's liveness (the lease is taken over much sooner: see mailbox.py).
 MOVER_LEASE_SAFETY_MS = 3_600_000
@@ -64,6 +68,27 @@ class Entry:
     key: tuple[int, int]
     n: int
     data: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """What a drain's wake says: the newest id, and maybe what was added after which id."""
+
+    newest: str
+    #: The id the history ended with before the drain ("" if empty); with `entries` only.
+    previous_id: str
+    #: The entries the drain added, when the wake carries them.
+    entries: list[Entry] | None
+
+
+def parse_wake(data: bytes) -> Wake:
+    """Read a wake published by scripts/drain.lua (ValueError if it is not one)."""
+    newest, _, carried = data.partition(b" ")
+    if not carried:
+        return Wake(newest.decode(), "", None)
+    previous_id, added = json.loads(carried)
+    entries = [Entry(id=id, key=parse_event_id(id), n=n, data=d) for id, n, d in added]
+    return Wake(newest.decode(), previous_id, entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +211,7 @@ class Store:
                 max_message_bytes,
                 keys.wake,
                 self.publish_command,
+                WAKE_CARRY_BYTES,
             ],
         )
         return DrainResult(

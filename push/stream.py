@@ -99,7 +99,7 @@ def stream() -> Response:
     def close() -> None:
         connection.finished = True
         if watcher is not None:
-            watcher.kill(block=True)
+            watcher.stop()
         connection.close(CLIENT_LEFT)
         hub.detach(connection)
         release(admission, presence)

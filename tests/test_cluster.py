@@ -103,6 +103,40 @@ def test_wakes_are_sharded_to_the_node_that_owns_the_user(quiet_service, redis_c
     )
 
 
+def history_reads(cluster: LocalCluster) -> int:
+    """XRANGE calls so far on every primary (history reads; scripts do not use it here)."""
+    total = 0
+    for server in cluster.primaries():
+        node = cluster.client(server.port)
+        try:
+            total += node.info("commandstats").get("cmdstat_xrange", {}).get("calls", 0)
+        finally:
+            node.close()
+    return total
+
+
+def test_a_small_message_reaches_the_other_worker_in_its_wake(
+    quiet_service, redis_cluster, r, user_id
+):
+    """A drain's wake carries a small batch: the worker that does not move the user's
+    mail hands it to its tabs without reading the history back."""
+    keys = user_keys(user_id, MAILBOX)
+    clients = open_on_both_workers(quiet_service.base_url, r, user_id)
+    try:
+        r.lpush(keys.mailbox, "warm up")
+        every_tab_gets(clients, ["warm up"])
+        before = history_reads(redis_cluster)
+        payloads = [f"light {n}" for n in range(20)]
+        for payload in payloads:
+            r.lpush(keys.mailbox, payload)
+            every_tab_gets(clients, [payload])
+        # One read a message (at least) if the wake only said "look".
+        assert history_reads(redis_cluster) - before < len(payloads) // 2
+    finally:
+        for client in clients:
+            client.close()
+
+
 def test_delivery_follows_the_users_slot_to_another_node(quiet_service, redis_cluster, r, user_id):
     """The user's slot is migrated while tabs are open on both workers: the blocked mover
     and the wake subscribers move to the new owner, and wakes keep coming."""

@@ -8,7 +8,7 @@ import redis
 from push.config import DeliverySettings, load_config
 from push.keys import user_keys
 from push.mailbox import drain
-from push.store import Store
+from push.store import WAKE_CARRY_BYTES, Entry, Store, parse_wake
 
 MAILBOX = "user_{user_id}_messages"
 
@@ -22,6 +22,10 @@ def store(redis_server, r):
 
 def settings(**overrides: str) -> DeliverySettings:
     return DeliverySettings.from_config(load_config({"PUSH_DEMO": "1", **overrides}))
+
+
+def history_entries(store: Store, keys) -> list[Entry]:
+    return store.read_after(keys, "0-0", 100_000)[0]
 
 
 def history(store: Store, keys) -> list[str]:
@@ -101,8 +105,42 @@ def test_a_drain_publishes_one_wake_per_batch(store, r):
     drain(store, keys, settings())
     wake = pubsub.get_message(timeout=5)
     assert wake["type"] == "message"
-    assert wake["data"] == store.read_after(keys, "0-0", 10)[0][-1].id
+    assert parse_wake(wake["data"].encode()).newest == history_entries(store, keys)[-1].id
     assert pubsub.get_message(timeout=0.2) is None
+    pubsub.close()
+
+
+def test_a_wake_carries_a_small_batch_for_the_other_workers(store, r):
+    keys = user_keys("1", MAILBOX)
+    pubsub = r.pubsub()
+    pubsub.subscribe(keys.wake)
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+    r.lpush(keys.mailbox, "first")
+    drain(store, keys, settings())
+    first = parse_wake(pubsub.get_message(timeout=5)["data"].encode())
+    assert first.previous_id == ""
+    tricky = ['{"quote": "\\"", "slash": "/"}', "é 漢字 🙂", "", "line\nbreak\ttab"]
+    r.lpush(keys.mailbox, *tricky)
+    drain(store, keys, settings())
+    second = parse_wake(pubsub.get_message(timeout=5)["data"].encode())
+    everything = history_entries(store, keys)
+    assert first.entries == everything[:1]
+    assert second.previous_id == everything[0].id
+    assert second.entries == everything[1:]
+    assert [entry.data for entry in second.entries] == tricky
+    pubsub.close()
+
+
+def test_a_big_batch_wake_says_only_look(store, r):
+    keys = user_keys("1", MAILBOX)
+    pubsub = r.pubsub()
+    pubsub.subscribe(keys.wake)
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+    r.lpush(keys.mailbox, *["x" * 1000] * (WAKE_CARRY_BYTES // 1000 + 1))
+    drain(store, keys, settings())
+    wake = parse_wake(pubsub.get_message(timeout=5)["data"].encode())
+    assert wake.entries is None
+    assert wake.newest == history_entries(store, keys)[-1].id
     pubsub.close()
 
 

@@ -2,13 +2,18 @@
 --
 -- KEYS: mailbox, pending, history, state, dead
 -- ARGV: window, batch, history max length, ttl seconds, max message bytes, wake channel,
---       how to publish the wake (PUBLISH, or SPUBLISH on a cluster; default PUBLISH)
+--       how to publish the wake (PUBLISH, or SPUBLISH on a cluster; default PUBLISH),
+--       how many payload bytes a wake may carry (default 0: none)
 --
 -- Takes from `pending` first (what BLMOVE, or a worker that died, left there), then
 -- from the mailbox's right end (oldest first). Flow control: the history never
 -- holds more than `window` entries past the user's delivered mark, so trimming the
 -- history to its cap only drops entries that were delivered. A message over the
 -- size limit or not valid UTF-8 goes to the dead-letter list instead.
+--
+-- The wake is the newest id; when the moved payloads add up to no more than the last
+-- argument, it is followed by a space and a JSON array [id before, [id, n, payload]...]:
+-- the other workers hand those to their connections without reading the history.
 --
 -- Returns {moved, dead, room left, more waiting (0/1), newest id, why each dead one died,
 --          the id the history ended with before (false if empty), the moved entries as
@@ -22,6 +27,7 @@ local ttl = tonumber(ARGV[4])
 local max_bytes = tonumber(ARGV[5])
 local wake = ARGV[6]
 local publish = ARGV[7] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH'
+local wake_bytes = tonumber(ARGV[8]) or 0
 
 local function valid_utf8(s)
   if not string.find(s, '[\128-\255]') then return true end
@@ -63,6 +69,7 @@ if room < 0 then room = 0 end
 
 local moved, dead_count, last_id = 0, 0, false
 local reasons, added = {}, {}
+local added_bytes = 0
 local before = redis.call('XREVRANGE', history, '+', '-', 'COUNT', 1)
 local previous_id = false
 if before[1] then previous_id = before[1][1] end
@@ -87,6 +94,7 @@ while room > 0 and budget > 0 do
     seq = seq + 1
     last_id = redis.call('XADD', history, '*', 'd', message, 'n', seq)
     added[#added + 1] = {last_id, seq, message}
+    added_bytes = added_bytes + #message
     moved = moved + 1
     room = room - 1
   end
@@ -102,7 +110,11 @@ if moved > 0 then
   end
   redis.call('EXPIRE', history, ttl)
   redis.call('EXPIRE', state, ttl)
-  redis.call(publish, wake, last_id)
+  if added_bytes <= wake_bytes then
+    redis.call(publish, wake, last_id .. ' ' .. cjson.encode({previous_id or '', added}))
+  else
+    redis.call(publish, wake, last_id)
+  end
 end
 
 local more = 0
