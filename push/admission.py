@@ -20,7 +20,6 @@ from push.metrics import REDIS_ERRORS
 from push.origins import cross_origin
 from push.presence import Presence, new_connection_id
 from push.redis_clients import REDIS_UNAVAILABLE
-from push.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +65,12 @@ def admit(request: Request) -> Admission:
         raise Unavailable("this worker is shutting down")
     g.cors_origin = cross_origin(request, config["PUSH_ALLOWED_ORIGINS"])
     cursor = requested_cursor(request)
-    store: Store = current_app.extensions["push.store"]
     presence: Presence = current_app.extensions["push.presence"]
     try:
         user_id = identify(request)
         keys = user_keys(user_id, config["PUSH_MAILBOX_KEY"])
         connection_id = new_connection_id()
-        joined, count = presence.join(keys, connection_id)
+        joined, count, mark = presence.join(keys, connection_id)
         if not joined:
             raise Refusal(
                 429,
@@ -81,7 +79,6 @@ def admit(request: Request) -> Admission:
                 "allows",
                 {"Retry-After": str(LIMIT_RETRY_AFTER_S)},
             )
-        mark = store.delivered_mark(keys)
     except REDIS_UNAVAILABLE as error:
         REDIS_ERRORS.labels("admission").inc()
         raise Unavailable("redis is unavailable") from error

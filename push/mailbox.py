@@ -152,6 +152,7 @@ class Mover:
         return None if worker == self.worker_id else worker
 
     def _acquire(self) -> bool:
+        seen_before = self.holder
         answer = self.store.mover_lease(self.keys, self.id, "acquire")
         self.holder = answer if isinstance(answer, str) else None
         if answer is True:
@@ -164,6 +165,11 @@ class Mover:
                 return False
             # A mover of this worker stopped without giving the lease back (Redis was away).
             return self.store.mover_lease(self.keys, self.id, "steal", answer) is True
+        if answer != seen_before:
+            # A holder seen for the first time: the hub watches its worker and wakes us
+            # if that worker stops renewing its liveness key.
+            self._suspect = None
+            return False
         if self.store.worker_alive(holder_worker):
             self._suspect = None
             return False

@@ -58,13 +58,14 @@ class Presence:
     def renew_every_s(self) -> float:
         return self.lease_ms / 3000
 
-    def join(self, keys: UserKeys, connection_id: str) -> tuple[bool, int]:
-        """(joined, connections now); not joined when the user is at the limit."""
-        joined, count = self._join(
+    def join(self, keys: UserKeys, connection_id: str) -> tuple[bool, int, str | None]:
+        """(joined, connections now, the user's delivered mark), in one round trip; not
+        joined when the user is at the limit."""
+        joined, count, mark = self._join(
             keys=[keys.presence, keys.state],
             args=[connection_id, self.lease_ms, self.limit, self.ttl_s],
         )
-        return bool(joined), int(count)
+        return bool(joined), int(count), mark.decode() if mark else None
 
     def leave(self, keys: UserKeys, connection_id: str) -> None:
         self._leave(keys=[keys.presence, keys.state], args=[connection_id, self.ttl_s])

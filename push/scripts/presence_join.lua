@@ -2,15 +2,16 @@
 --
 -- KEYS: presence (sorted set: connection id -> lease expiry, ms), state
 -- ARGV: connection id, lease ms, max connections per user, state ttl seconds
--- Returns {1 joined / 0 refused, connections counted (with this one if joined)}.
+-- Returns {1 joined / 0 refused, connections counted (with this one if joined), the
+--          user's delivered mark (false if none): where a stream without a cursor starts}.
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
 local lease = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local count = redis.call('ZCARD', KEYS[1])
-if count >= tonumber(ARGV[3]) then return {0, count} end
+if count >= tonumber(ARGV[3]) then return {0, count, false} end
 redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], lease)
 redis.call('HSET', KEYS[2], 'last_seen', now)
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
-return {1, count + 1}
+return {1, count + 1, redis.call('HGET', KEYS[2], 'delivered_id')}
