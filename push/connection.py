@@ -38,6 +38,25 @@ class Reset:
 class Connection:
     """A live SSE or WebSocket client of one user."""
 
+    # One per open stream: slots instead of a dict per instance.
+    __slots__ = (
+        "_outbox",
+        "_ready",
+        "abort",
+        "behind",
+        "behind_since",
+        "closed_reason",
+        "cursor_key",
+        "finished",
+        "id",
+        "on_drained",
+        "opened_at",
+        "outbox_max",
+        "sent",
+        "transport",
+        "user_id",
+    )
+
     def __init__(self, id: str, user_id: str, transport: str, cursor: str, outbox_max: int) -> None:
         self.id = id
         self.user_id = user_id

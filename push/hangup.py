@@ -35,6 +35,8 @@ class HangupWatch:
     a read: a parked greenlet costs each stream its saved stack (about 6 KB). A greenlet
     is spawned only when the socket turns readable, to tell a hang-up from data."""
 
+    __slots__ = ("_checker", "_io", "_on_hangup", "_sock")
+
     def __init__(self, sock: socket.socket, on_hangup: Callable[[], None]) -> None:
         self._sock = sock
         self._on_hangup = on_hangup

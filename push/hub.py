@@ -54,6 +54,10 @@ RECHECK_HEARTBEATS = 4
 MARK_INTERVAL_S = 0.05
 
 
+def _nothing_moved(result: DrainResult) -> None:
+    """A stopped channel's mover reports to no one."""
+
+
 class UserChannel:
     """The local connections of one user, with that user's mover and pump."""
 
@@ -160,6 +164,12 @@ class UserChannel:
 
     def stop(self) -> None:
         gevent.killall(self._greenlets, block=True)
+        # Break the reference cycles (a killed greenlet keeps its GreenletExit, whose
+        # traceback holds its frames and so this channel; the mover calls back into it):
+        # reference counting then frees a user's objects now, not at the next full
+        # garbage collection, which the GC thresholds (push/runtime.py) make rare.
+        self._greenlets = []
+        self._mover.on_moved = _nothing_moved
 
     def _pump(self) -> None:
         delay = RETRY_FIRST_S

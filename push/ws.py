@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, Response, current_app, g, request
 from flask_sock import Sock
 from gevent.lock import Semaphore
 from simple_websocket import ConnectionClosed, Server
@@ -139,8 +139,24 @@ def admit_websocket() -> None:
 bp.teardown_request(release_unless_taken)
 
 
+@bp.after_request
+def forget_websocket_state(response: Response) -> Response:
+    """flask-sock answers each WebSocket with an instance of a class it makes per request,
+    whose method keeps the Server (socket, buffers, protocol state) in its closure. A
+    class is always in a reference cycle, so all of that would wait for the next full
+    garbage collection (rare here: push/runtime.py). The connection is over by now:
+    keep only what that method reads."""
+    ws = g.pop("websocket", None)
+    if ws is not None:
+        mode = ws.mode
+        ws.__dict__.clear()
+        ws.mode = mode
+    return response
+
+
 @sock.route("/ws", bp=bp)
 def websocket(ws: Server) -> None:
+    g.websocket = ws
     ws.sock = SerialSocket(ws.sock)
     try:
         serve(ws)
