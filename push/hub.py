@@ -34,7 +34,7 @@ from push.mailbox import LEASE_FREE, RETRY_CAP_S, RETRY_FIRST_S, Mover, release_
 from push.metrics import ACTIVE_USERS, REDIS_ERRORS
 from push.presence import Presence
 from push.redis_clients import REDIS_UNAVAILABLE
-from push.store import DrainResult, Entry, Store, Wake, parse_wake
+from push.store import DrainResult, Entry, Store, carried_entries, split_wake
 from push.wakes import WakeSubscriber
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ STALLED_S = 10.0
 #: lost without the subscriber noticing heals by itself), or every heartbeat while a
 #: connection is behind (to cut it once it has stalled for STALLED_S).
 RECHECK_HEARTBEATS = 4
+#: Users whose presence leases are renewed per round trip.
+RENEW_CHUNK = 100
 #: A user's delivered mark is written at most this often (the newest entry each time).
 MARK_INTERVAL_S = 0.05
 
@@ -80,23 +82,26 @@ class UserChannel:
         """Let the pump read the history."""
         self._wake.set()
 
-    def heard(self, wake: Wake) -> None:
-        """A drain's wake. One for an entry every local connection already has (the local
-        mover's) is ignored; one that carries its entries is offered like the local
-        mover's (`moved`); otherwise the pump reads."""
+    def heard(self, data: bytes) -> None:
+        """A drain's wake (ValueError if it is not one). One for an entry every local
+        connection already has (the local mover's) is ignored before its entries are
+        decoded; one that carries its entries is offered like the local mover's (`moved`);
+        otherwise the pump reads."""
+        newest, carried = split_wake(data)
         if self.connections:
             try:
-                newest_key = parse_event_id(wake.newest)
+                newest_key = parse_event_id(newest)
             except InvalidEventId:
                 newest_key = None
             if newest_key is not None and all(
                 connection.cursor_key >= newest_key for connection in self.connections
             ):
                 return
-        if wake.entries is None:
+        if not carried:
             self._wake.set()
-        else:
-            self._offer(wake.previous_id, wake.entries)
+            return
+        previous_id, entries = carried_entries(carried)
+        self._offer(previous_id, entries)
 
     def moved(self, result: DrainResult) -> None:
         """This worker's mover added entries: connections that had everything before them
@@ -173,12 +178,16 @@ class UserChannel:
 
     def _pump(self) -> None:
         delay = RETRY_FIRST_S
+        quiet_heartbeats = 0
         while True:
-            recheck_s = self.settings.heartbeat_s
-            if not any(connection.behind for connection in self.connections):
-                recheck_s *= RECHECK_HEARTBEATS * random.uniform(0.9, 1.1)
-            self._wake.wait(recheck_s)
+            woken = self._wake.wait(self.settings.heartbeat_s)
             self._wake.clear()
+            if not woken:
+                quiet_heartbeats += 1
+                behind = any(connection.behind for connection in self.connections)
+                if quiet_heartbeats < RECHECK_HEARTBEATS and not behind:
+                    continue
+            quiet_heartbeats = 0
             try:
                 self._dispatch()
                 delay = RETRY_FIRST_S
@@ -320,19 +329,26 @@ class Hub:
                     channel.lease_freed()
 
     def _renew_presence(self) -> None:
-        """Keep the presence leases of this worker's connections alive."""
+        """Keep the presence leases of this worker's connections alive, RENEW_CHUNK users a
+        round trip with a yield between: one worker's thousands of users must not hold its
+        loop, or Redis, for tens of milliseconds. Each chunk is read just before it goes,
+        so a tab that left meanwhile is not renewed."""
         while True:
             gevent.sleep(self.presence.renew_every_s)
-            leases = {
-                channel.keys: [connection.id for connection in channel.connections]
-                for channel in self.users.values()
-                if channel.connections
-            }
-            try:
-                self.presence.renew(leases)
-            except REDIS_UNAVAILABLE as error:
-                REDIS_ERRORS.labels("presence").inc()
-                log.warning("redis error renewing presence error=%s", error)
+            channels = list(self.users.values())
+            for start in range(0, len(channels), RENEW_CHUNK):
+                leases = {
+                    channel.keys: [connection.id for connection in channel.connections]
+                    for channel in channels[start : start + RENEW_CHUNK]
+                    if channel.connections
+                }
+                try:
+                    self.presence.renew(leases)
+                except REDIS_UNAVAILABLE as error:
+                    REDIS_ERRORS.labels("presence").inc()
+                    log.warning("redis error renewing presence error=%s", error)
+                    break
+                gevent.sleep(0)
 
     def _subscribe_all(self) -> None:
         """(Re)subscribe every local user's wake channel."""
@@ -387,7 +403,8 @@ class Hub:
                     channel.wake()
                     continue
                 try:
-                    channel.heard(parse_wake(data))
-                except (ValueError, TypeError):
-                    log.warning("unreadable wake channel=%s", wake.decode(errors="replace"))
+                    channel.heard(data)
+                except Exception:
+                    # This greenlet carries every wake of the worker: it must not die.
+                    log.exception("unreadable wake channel=%s", wake.decode(errors="replace"))
                     channel.wake()

@@ -48,7 +48,7 @@ LEASE_RECHECK_S = 30.0
 DEAD_CONFIRM_S = 2.5
 #: The holder confirms the lease is still its own at least this often.
 OWNERSHIP_CHECK_S = 10.0
-#: What a mover publishes on the user's wake channel when it gives the lease back.
+#: What a mover's release publishes on the user's wake channel (scripts/mover_lease.lua).
 LEASE_FREE = "free"
 
 _mover_numbers = itertools.count(1)
@@ -59,8 +59,8 @@ _unreleased: list[tuple[UserKeys, str]] = []
 
 
 def release_lease(store: Store, keys: UserKeys, mover_id: str) -> None:
-    if store.mover_lease(keys, mover_id, "release") is True:
-        store.publish_wake(keys, LEASE_FREE)
+    """Give the lease back if it is ours; the script says "free" on the wake channel."""
+    store.mover_lease(keys, mover_id, "release")
 
 
 def release_leftovers(store: Store) -> None:
@@ -128,6 +128,7 @@ class Mover:
                 try:
                     if self._acquire():
                         self._move()
+                        continue  # the lease is someone else's, or nobody's: ask at once
                     self.lease_free.wait(LEASE_RECHECK_S * random.uniform(0.8, 1.2))
                     self.lease_free.clear()
                     delay = RETRY_FIRST_S

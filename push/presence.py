@@ -16,7 +16,6 @@ import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import gevent
 import redis
 
 from push.keys import UserKeys
@@ -24,8 +23,6 @@ from push.redis_clients import queue_script
 from push.store import script
 
 _sequence = itertools.count(1)
-#: Users renewed per pipeline.
-RENEW_CHUNK = 100
 
 
 def new_connection_id() -> str:
@@ -71,22 +68,18 @@ class Presence:
         self._leave(keys=[keys.presence, keys.state], args=[connection_id, self.ttl_s])
 
     def renew(self, leases: dict[UserKeys, list[str]]) -> None:
-        """Renew every lease this worker holds, RENEW_CHUNK users a round trip.
-
-        Chunks, with a yield between them, keep one worker's thousands of users from
-        holding its loop (and Redis) for tens of milliseconds at once."""
-        users = list(leases.items())
-        for start in range(0, len(users), RENEW_CHUNK):
-            with self._client.pipeline(transaction=False) as pipe:
-                for keys, ids in users[start : start + RENEW_CHUNK]:
-                    queue_script(
-                        pipe,
-                        self._renew,
-                        [keys.presence, keys.state],
-                        [self.lease_ms, self.ttl_s, *ids],
-                    )
-                pipe.execute()
-            gevent.sleep(0)
+        """Renew these leases in one round trip."""
+        if not leases:
+            return
+        with self._client.pipeline(transaction=False) as pipe:
+            for keys, ids in leases.items():
+                queue_script(
+                    pipe,
+                    self._renew,
+                    [keys.presence, keys.state],
+                    [self.lease_ms, self.ttl_s, *ids],
+                )
+            pipe.execute()
 
     def count(self, keys: UserKeys) -> PresenceCount:
         count, last_seen = self._count(keys=[keys.presence, keys.state])

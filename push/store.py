@@ -70,25 +70,18 @@ class Entry:
     data: str
 
 
-@dataclass(frozen=True, slots=True)
-class Wake:
-    """What a drain's wake says: the newest id, and maybe what was added after which id."""
-
-    newest: str
-    #: The id the history ended with before the drain ("" if empty); with `entries` only.
-    previous_id: str
-    #: The entries the drain added, when the wake carries them.
-    entries: list[Entry] | None
-
-
-def parse_wake(data: bytes) -> Wake:
-    """Read a wake published by scripts/drain.lua (ValueError if it is not one)."""
+def split_wake(data: bytes) -> tuple[str, bytes]:
+    """A wake published by scripts/drain.lua: its newest id, and the entries it carries
+    (still encoded; b"" if none)."""
     newest, _, carried = data.partition(b" ")
-    if not carried:
-        return Wake(newest.decode(), "", None)
+    return newest.decode(), carried
+
+
+def carried_entries(carried: bytes) -> tuple[str, list[Entry]]:
+    """The id before a wake's entries ("" if the history was empty) and the entries
+    (ValueError if they are not what drain.lua writes)."""
     previous_id, added = json.loads(carried)
-    entries = [Entry(id=id, key=parse_event_id(id), n=n, data=d) for id, n, d in added]
-    return Wake(newest.decode(), previous_id, entries)
+    return previous_id, [Entry(id=id, key=parse_event_id(id), n=n, data=d) for id, n, d in added]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,9 +180,6 @@ class Store:
             pubsub.subscribe(keys.wake)
         return pubsub
 
-    def publish_wake(self, keys: UserKeys, data: str) -> None:
-        self.redis.execute_command(self.publish_command, keys.wake, data)
-
     def drain(
         self,
         keys: UserKeys,
@@ -244,9 +234,17 @@ class Store:
         self, keys: UserKeys, mover_id: str, op: str, dead_holder: str = ""
     ) -> bool | str:
         """Run one operation of scripts/mover_lease.lua: True when it went our way, or
-        (acquire) the id of the mover that holds the lease."""
+        (acquire) the id of the mover that holds the lease. A release publishes "free"."""
         answer = self._lease(
-            keys=[keys.mover], args=[mover_id, MOVER_LEASE_SAFETY_MS, op, dead_holder]
+            keys=[keys.mover],
+            args=[
+                mover_id,
+                MOVER_LEASE_SAFETY_MS,
+                op,
+                dead_holder,
+                keys.wake,
+                self.publish_command,
+            ],
         )
         return True if answer == 1 else (answer.decode() if isinstance(answer, bytes) else False)
 

@@ -39,6 +39,9 @@ CLOSE_BAD_FRAME = 4400
 CLOSE_TOO_SLOW = 4408
 CLOSE_TOO_LARGE = 4413
 CLOSE_BINARY = 4415
+#: Seconds simple-websocket's reader gets to end after the view (its socket is closed by
+#: then; a reader blocked until its next ping wakes within the ping interval).
+READER_END_S = 60.0
 #: Bytes a client frame may have; the only frame clients send is a short ack.
 MAX_CLIENT_FRAME_BYTES = 4096
 
@@ -144,14 +147,21 @@ def forget_websocket_state(response: Response) -> Response:
     """flask-sock answers each WebSocket with an instance of a class it makes per request,
     whose method keeps the Server (socket, buffers, protocol state) in its closure. A
     class is always in a reference cycle, so all of that would wait for the next full
-    garbage collection (rare here: push/runtime.py). The connection is over by now:
-    keep only what that method reads."""
+    garbage collection (rare here: push/runtime.py). Once simple-websocket's reader has
+    ended too (the server may have closed first), keep only what that method reads."""
     ws = g.pop("websocket", None)
     if ws is not None:
-        mode = ws.mode
-        ws.__dict__.clear()
-        ws.mode = mode
+        gevent.spawn(_forget_once_read, ws)
     return response
+
+
+def _forget_once_read(ws: Server) -> None:
+    ws.thread.join(READER_END_S)
+    if ws.thread.is_alive():
+        return  # left to the garbage collector
+    mode = ws.mode
+    ws.__dict__.clear()
+    ws.mode = mode
 
 
 @sock.route("/ws", bp=bp)

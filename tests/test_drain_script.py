@@ -8,7 +8,7 @@ import redis
 from push.config import DeliverySettings, load_config
 from push.keys import user_keys
 from push.mailbox import drain
-from push.store import WAKE_CARRY_BYTES, Entry, Store, parse_wake
+from push.store import WAKE_CARRY_BYTES, Entry, Store, carried_entries, split_wake
 
 MAILBOX = "user_{user_id}_messages"
 
@@ -105,7 +105,7 @@ def test_a_drain_publishes_one_wake_per_batch(store, r):
     drain(store, keys, settings())
     wake = pubsub.get_message(timeout=5)
     assert wake["type"] == "message"
-    assert parse_wake(wake["data"].encode()).newest == history_entries(store, keys)[-1].id
+    assert split_wake(wake["data"].encode())[0] == history_entries(store, keys)[-1].id
     assert pubsub.get_message(timeout=0.2) is None
     pubsub.close()
 
@@ -117,17 +117,21 @@ def test_a_wake_carries_a_small_batch_for_the_other_workers(store, r):
     assert pubsub.get_message(timeout=5)["type"] == "subscribe"
     r.lpush(keys.mailbox, "first")
     drain(store, keys, settings())
-    first = parse_wake(pubsub.get_message(timeout=5)["data"].encode())
-    assert first.previous_id == ""
+    first_newest, first_carried = split_wake(pubsub.get_message(timeout=5)["data"].encode())
+    first_previous, first_entries = carried_entries(first_carried)
+    assert first_previous == ""
     tricky = ['{"quote": "\\"", "slash": "/"}', "é 漢字 🙂", "", "line\nbreak\ttab"]
     r.lpush(keys.mailbox, *tricky)
     drain(store, keys, settings())
-    second = parse_wake(pubsub.get_message(timeout=5)["data"].encode())
+    second_newest, second_carried = split_wake(pubsub.get_message(timeout=5)["data"].encode())
+    second_previous, second_entries = carried_entries(second_carried)
     everything = history_entries(store, keys)
-    assert first.entries == everything[:1]
-    assert second.previous_id == everything[0].id
-    assert second.entries == everything[1:]
-    assert [entry.data for entry in second.entries] == tricky
+    assert first_entries == everything[:1]
+    assert first_newest == everything[0].id
+    assert second_previous == everything[0].id
+    assert second_entries == everything[1:]
+    assert second_newest == everything[-1].id
+    assert [entry.data for entry in second_entries] == tricky
     pubsub.close()
 
 
@@ -138,9 +142,9 @@ def test_a_big_batch_wake_says_only_look(store, r):
     assert pubsub.get_message(timeout=5)["type"] == "subscribe"
     r.lpush(keys.mailbox, *["x" * 1000] * (WAKE_CARRY_BYTES // 1000 + 1))
     drain(store, keys, settings())
-    wake = parse_wake(pubsub.get_message(timeout=5)["data"].encode())
-    assert wake.entries is None
-    assert wake.newest == history_entries(store, keys)[-1].id
+    newest, carried = split_wake(pubsub.get_message(timeout=5)["data"].encode())
+    assert carried == b""
+    assert newest == history_entries(store, keys)[-1].id
     pubsub.close()
 
 
