@@ -71,16 +71,24 @@ def release_leftovers(store: Store) -> None:
         _unreleased.pop(0)
 
 
+def drain_limits(settings: DeliverySettings) -> dict[str, int]:
+    """The drain script's limits, from the service's settings."""
+    return {
+        "window": settings.window,
+        "batch": settings.drain_batch,
+        "history_max": settings.history_max,
+        "ttl_s": settings.history_ttl_s,
+        "max_message_bytes": settings.max_message_bytes,
+    }
+
+
 def drain(store: Store, keys: UserKeys, settings: DeliverySettings) -> DrainResult:
     """One drain of `keys` with the service's settings; logs dead letters."""
-    result = store.drain(
-        keys,
-        window=settings.window,
-        batch=settings.drain_batch,
-        history_max=settings.history_max,
-        ttl_s=settings.history_ttl_s,
-        max_message_bytes=settings.max_message_bytes,
-    )
+    return counted(store.drain(keys, **drain_limits(settings)), keys)
+
+
+def counted(result: DrainResult, keys: UserKeys) -> DrainResult:
+    """Count what a drain moved and dead-lettered, and log why each dead one died."""
     if result.moved:
         MOVED.inc(result.moved)
     if result.dead:
@@ -191,12 +199,13 @@ class Mover:
         connection = self.store.mover_connection(self.keys.mailbox)
         try:
             checked = time.monotonic()
+            result = drain(self.store, self.keys, self.settings)
             while True:
                 if time.monotonic() - checked > OWNERSHIP_CHECK_S:
                     if self.store.mover_lease(self.keys, self.id, "check") is not True:
                         return
                     checked = time.monotonic()
-                self._step(connection)
+                result = self._step(connection, result)
         finally:
             connection.disconnect()
 
@@ -209,14 +218,16 @@ class Mover:
         except REDIS_UNAVAILABLE:
             _unreleased.append((self.keys, self.id))
 
-    def _step(self, connection: AbstractConnection) -> None:
-        result = drain(self.store, self.keys, self.settings)
+    def _step(self, connection: AbstractConnection, result: DrainResult) -> DrainResult:
+        """Hand a drain's entries on, then drain again: at once while more waits and the
+        window has room, once it has room, or when mail arrives (blocked in Redis)."""
         if result.moved:
             self.on_moved(result)
         if result.more and result.room > 0:
-            return
+            return drain(self.store, self.keys, self.settings)
         if result.more:
             self.room_freed.wait(WINDOW_RECHECK_S)
             self.room_freed.clear()
-            return
-        self.store.wait_for_mail(connection, self.keys)
+            return drain(self.store, self.keys, self.settings)
+        moved = self.store.wait_and_drain(connection, self.keys, **drain_limits(self.settings))
+        return counted(moved, self.keys)
