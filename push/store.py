@@ -216,6 +216,15 @@ class Store:
         )
         return drain_result(raw)
 
+    def wait_for_mail(self, connection: AbstractConnection, keys: UserKeys) -> bool:
+        """Block until the mailbox has a message, moving it to pending; False on timeout.
+
+        A connection error is raised as it comes (the mover backs off and opens another).
+        `connect()` first: a Sentinel connection finds the current primary only there."""
+        connection.connect()
+        connection.send_command("BLMOVE", keys.mailbox, keys.pending, "RIGHT", "LEFT", self.block_s)
+        return connection.read_response() is not None
+
     def wait_and_drain(
         self,
         connection: AbstractConnection,
