@@ -28,6 +28,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisClusterException
+from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
 #: A node's pool is never smaller than this, however many primaries share the total.
@@ -167,11 +168,16 @@ def dedicated_connection_kwargs(
     **overrides: Any,
 ) -> dict[str, Any]:
     """The settings of `pool`'s connections (address, credentials, TLS) for a connection
-    held apart from it: its own socket timeout and name, TCP keepalive, and no
-    on-connect hook (a cluster node's pool runs READONLY there; a primary needs nothing)."""
+    held apart from it: its own socket timeout and name, TCP keepalive, no on-connect
+    hook (a cluster node's pool runs READONLY there; a primary needs nothing), and no
+    maintenance-notification handlers: they and the connection refer to each other, so
+    each connection closed (one per user session, for movers) would stay in memory until
+    a full garbage collection; a moved server is found by reconnecting anyway."""
     kwargs = dict(pool.connection_kwargs)
     kwargs.pop("redis_connect_func", None)
+    kwargs.pop("maint_notifications_pool_handler", None)
     kwargs.update(
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
         socket_timeout=socket_timeout,
         socket_keepalive=True,
         socket_keepalive_options=_keepalive_options(),

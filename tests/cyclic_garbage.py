@@ -14,9 +14,12 @@ import json  # noqa: E402
 import os  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 
 import gevent  # noqa: E402
+import redis  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
+from simple_websocket import Server  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from push import create_app  # noqa: E402
@@ -24,6 +27,8 @@ from push.runtime import tune_for_many_connections  # noqa: E402
 
 #: Streams share users, as tabs do: users come and go too.
 USERS = 25
+#: Seconds any awaited state may take.
+DEADLINE_S = 30.0
 
 
 def request_line(transport: str, user: str) -> bytes:
@@ -36,22 +41,53 @@ def request_line(transport: str, user: str) -> bytes:
     ).encode()
 
 
-def one_stream(port: int, transport: str, user: str) -> None:
-    """Open a stream, wait until it is served, hang up."""
+def wait_until(condition, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        gevent.sleep(0.05)
+
+
+def open_stream(port: int, transport: str, user: str) -> socket.socket:
+    """A stream whose view runs (SSE: its first comment arrived; WS: the 101)."""
     sock = socket.create_connection(("127.0.0.1", port))
     sock.sendall(request_line(transport, user))
+    served = b"connected" if transport == "sse" else b"\r\n\r\n"
     received = b""
-    while b"\r\n\r\n" not in received:
+    while served not in received:
         received += sock.recv(4096)
-    gevent.sleep(0.3)  # the view runs: the user's channel, mover and pump start
-    sock.close()
+    return sock
 
 
-def churn(port: int, transport: str, count: int, prefix: str) -> None:
-    gevent.joinall(
-        [gevent.spawn(one_stream, port, transport, f"{prefix}{i % USERS}") for i in range(count)]
-    )
-    gevent.sleep(1.5)  # every view ends and every channel stops
+def movers_blocked(client: redis.Redis, prefix: str) -> int:
+    """This process's movers blocked in Redis for the users named `prefix`<n>."""
+    names = (entry.get("name", "") for entry in client.client_list())
+    return sum(name.startswith("push:mover:") and f"user_{prefix}" in name for name in names)
+
+
+def websocket_state_kept() -> bool:
+    """Some WebSocket Server still holds its socket and protocol state."""
+    return any(isinstance(o, Server) and "sock" in o.__dict__ for o in gc.get_objects())
+
+
+def churn(app, port: int, transport: str, count: int, prefix: str) -> None:
+    """Open `count` streams of USERS users, wait until every user's mover is blocked in
+    Redis, hang up, and wait until every channel (and WebSocket Server) has let go."""
+    hub = app.extensions["push.hub"]
+    client = redis.Redis.from_url(os.environ["REDIS_URL"], decode_responses=True)
+    opening = [
+        gevent.spawn(open_stream, port, transport, f"{prefix}{i % USERS}") for i in range(count)
+    ]
+    socks = [greenlet.get() for greenlet in opening]
+    wait_until(lambda: movers_blocked(client, prefix) == USERS, "a mover blocked for every user")
+    for sock in socks:
+        sock.close()
+    wait_until(lambda: not hub.users, "every user's channel stopped")
+    wait_until(lambda: movers_blocked(client, prefix) == 0, "every mover's connection closed")
+    if transport == "ws":
+        wait_until(lambda: not websocket_state_kept(), "every WebSocket Server emptied")
+    client.close()
 
 
 def main() -> None:
@@ -61,10 +97,10 @@ def main() -> None:
     tune_for_many_connections()
     server = WSGIServer(("127.0.0.1", 0), app, log=None, error_log=None)
     server.start()
-    churn(server.server_port, transport, count, "warm")
+    churn(app, server.server_port, transport, count, "warm")
     gc.collect()
     gc.disable()
-    churn(server.server_port, transport, count, "user")
+    churn(app, server.server_port, transport, count, "user")
     cyclic = gc.collect()
     print(json.dumps({"streams": count, "cyclic_objects": cyclic}))
 

@@ -29,8 +29,24 @@ def history_entries(store: Store, keys) -> list[Entry]:
 
 
 def history(store: Store, keys) -> list[str]:
-    entries, _ = store.read_after(keys, "0-0", 100_000)
-    return [entry.data for entry in entries]
+    return [entry.data for entry in history_entries(store, keys)]
+
+
+@pytest.fixture
+def wakes(r):
+    """User 1's wake channel, subscribed."""
+    pubsub = r.pubsub()
+    pubsub.subscribe(user_keys("1", MAILBOX).wake)
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+    yield pubsub
+    pubsub.close()
+
+
+def next_wake(wakes) -> tuple[str, bytes]:
+    """The next wake's newest id and the entries it carries (still encoded)."""
+    message = wakes.get_message(timeout=5)
+    assert message["type"] == "message"
+    return split_wake(message["data"].encode())
 
 
 def test_pending_before_mailbox_and_oldest_first(store, r):
@@ -96,34 +112,25 @@ def test_the_mark_only_moves_forward(store, r):
     assert store.delivered_mark(keys) == second.id
 
 
-def test_a_drain_publishes_one_wake_per_batch(store, r):
+def test_a_drain_publishes_one_wake_per_batch(store, r, wakes):
     keys = user_keys("1", MAILBOX)
-    pubsub = r.pubsub()
-    pubsub.subscribe(keys.wake)
-    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
     r.lpush(keys.mailbox, "a", "b", "c")
     drain(store, keys, settings())
-    wake = pubsub.get_message(timeout=5)
-    assert wake["type"] == "message"
-    assert split_wake(wake["data"].encode())[0] == history_entries(store, keys)[-1].id
-    assert pubsub.get_message(timeout=0.2) is None
-    pubsub.close()
+    assert next_wake(wakes)[0] == history_entries(store, keys)[-1].id
+    assert wakes.get_message(timeout=0.2) is None
 
 
-def test_a_wake_carries_a_small_batch_for_the_other_workers(store, r):
+def test_a_wake_carries_a_small_batch_for_the_other_workers(store, r, wakes):
     keys = user_keys("1", MAILBOX)
-    pubsub = r.pubsub()
-    pubsub.subscribe(keys.wake)
-    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
     r.lpush(keys.mailbox, "first")
     drain(store, keys, settings())
-    first_newest, first_carried = split_wake(pubsub.get_message(timeout=5)["data"].encode())
+    first_newest, first_carried = next_wake(wakes)
     first_previous, first_entries = carried_entries(first_carried)
     assert first_previous == ""
     tricky = ['{"quote": "\\"", "slash": "/"}', "é 漢字 🙂", "", "line\nbreak\ttab"]
     r.lpush(keys.mailbox, *tricky)
     drain(store, keys, settings())
-    second_newest, second_carried = split_wake(pubsub.get_message(timeout=5)["data"].encode())
+    second_newest, second_carried = next_wake(wakes)
     second_previous, second_entries = carried_entries(second_carried)
     everything = history_entries(store, keys)
     assert first_entries == everything[:1]
@@ -132,20 +139,15 @@ def test_a_wake_carries_a_small_batch_for_the_other_workers(store, r):
     assert second_entries == everything[1:]
     assert second_newest == everything[-1].id
     assert [entry.data for entry in second_entries] == tricky
-    pubsub.close()
 
 
-def test_a_big_batch_wake_says_only_look(store, r):
+def test_a_big_batch_wake_says_only_look(store, r, wakes):
     keys = user_keys("1", MAILBOX)
-    pubsub = r.pubsub()
-    pubsub.subscribe(keys.wake)
-    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
     r.lpush(keys.mailbox, *["x" * 1000] * (WAKE_CARRY_BYTES // 1000 + 1))
     drain(store, keys, settings())
-    newest, carried = split_wake(pubsub.get_message(timeout=5)["data"].encode())
+    newest, carried = next_wake(wakes)
     assert carried == b""
     assert newest == history_entries(store, keys)[-1].id
-    pubsub.close()
 
 
 def test_poison_messages_go_to_the_dead_letter_list_and_the_rest_flows(store, r, redis_server):
