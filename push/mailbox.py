@@ -43,6 +43,9 @@ WINDOW_RECHECK_S = 1.0
 #: its hub when the holder's worker stops renewing its liveness key (see hub.py). It also
 #: asks this often, in case a wake was missed.
 LEASE_RECHECK_S = 30.0
+#: ... and once this soon after it first sees a holder: that holder's "free" may have
+#: been published before this worker's subscription to the wake channel took effect.
+NEW_HOLDER_RECHECK_S = 1.0
 #: A holder's worker must be seen dead this long apart before its lease is taken (its
 #: worker renews the liveness key every 2 s).
 DEAD_CONFIRM_S = 2.5
@@ -119,6 +122,8 @@ class Mover:
         self._suspect: tuple[str, float] | None = None
         #: The lease's holder when we last asked (None: us, nobody, or not asked yet).
         self.holder: str | None = None
+        #: How long to wait for a wake before asking for the lease again.
+        self._ask_again_s = LEASE_RECHECK_S
 
     def run(self) -> None:
         delay = RETRY_FIRST_S
@@ -129,7 +134,7 @@ class Mover:
                     if self._acquire():
                         self._move()
                         continue  # the lease is someone else's, or nobody's: ask at once
-                    self.lease_free.wait(LEASE_RECHECK_S * random.uniform(0.8, 1.2))
+                    self.lease_free.wait(self._ask_again_s)
                     self.lease_free.clear()
                     delay = RETRY_FIRST_S
                 except Exception as error:
@@ -156,6 +161,10 @@ class Mover:
         seen_before = self.holder
         answer = self.store.mover_lease(self.keys, self.id, "acquire")
         self.holder = answer if isinstance(answer, str) else None
+        new_holder = self.holder is not None and answer != seen_before
+        self._ask_again_s = (
+            NEW_HOLDER_RECHECK_S if new_holder else LEASE_RECHECK_S * random.uniform(0.8, 1.2)
+        )
         if answer is True:
             return True
         if not isinstance(answer, str):
@@ -166,7 +175,7 @@ class Mover:
                 return False
             # A mover of this worker stopped without giving the lease back (Redis was away).
             return self.store.mover_lease(self.keys, self.id, "steal", answer) is True
-        if answer != seen_before:
+        if new_holder:
             # A holder seen for the first time: the hub watches its worker and wakes us
             # if that worker stops renewing its liveness key.
             self._suspect = None
