@@ -31,6 +31,7 @@ from push.config import DeliverySettings
 from push.connection import OUTBOX_FULL, SERVICE_RESTART, Connection
 from push.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
 from push.mailbox import LEASE_FREE, RETRY_CAP_S, RETRY_FIRST_S, Mover, release_leftovers
+from push.marks import DeliveredMarks
 from push.metrics import ACTIVE_USERS, REDIS_ERRORS
 from push.presence import Presence
 from push.redis_clients import REDIS_UNAVAILABLE
@@ -52,8 +53,6 @@ STALLED_S = 10.0
 RECHECK_HEARTBEATS = 4
 #: Users whose presence leases are renewed per round trip.
 RENEW_CHUNK = 100
-#: A user's delivered mark is written at most this often (the newest entry each time).
-MARK_INTERVAL_S = 0.05
 
 
 def _nothing_moved(result: DrainResult) -> None:
@@ -64,17 +63,19 @@ class UserChannel:
     """The local connections of one user, with that user's mover and pump."""
 
     def __init__(
-        self, keys: UserKeys, store: Store, settings: DeliverySettings, worker_id: str
+        self,
+        keys: UserKeys,
+        store: Store,
+        settings: DeliverySettings,
+        worker_id: str,
+        marks: DeliveredMarks,
     ) -> None:
         self.keys = keys
         self.store = store
+        self.marks = marks
         self.settings = settings
         self.connections: set[Connection] = set()
         self._wake = Event()
-        self._mark_key: tuple[int, int] = (0, 0)
-        self._mark_entry: Entry | None = None
-        self._marking = False
-        self._last_mark = 0.0
         self._mover = Mover(store, keys, settings, on_moved=self.moved, worker_id=worker_id)
         self._greenlets = [gevent.spawn(self._pump), gevent.spawn(self._mover.run)]
 
@@ -126,36 +127,9 @@ class UserChannel:
         return self._mover.holder_worker
 
     def written(self, entry: Entry) -> None:
-        """A writer put `entry` on a socket: advance the delivered mark if it is newer.
-
-        Marks are coalesced: at most one write a MARK_INTERVAL_S per user, of the newest
-        entry. A connection that opens in between without a cursor may see an entry
-        twice (at least once, de-duplicated by id), never miss one."""
-        if entry.key <= self._mark_key:
-            return
-        self._mark_key = entry.key
-        self._mark_entry = entry
-        if not self._marking:
-            self._marking = True
-            gevent.spawn(self._flush_marks)
-
-    def _flush_marks(self) -> None:
-        try:
-            while self._mark_entry is not None:
-                wait = self._last_mark + MARK_INTERVAL_S - time.monotonic()
-                if wait > 0:
-                    gevent.sleep(wait)
-                entry, self._mark_entry = self._mark_entry, None
-                self.store.mark_delivered(self.keys, entry, self.settings.history_ttl_s)
-                self._last_mark = time.monotonic()
-                self._mover.room_freed.set()
-        except REDIS_UNAVAILABLE as error:
-            REDIS_ERRORS.labels("mark").inc()
-            log.warning(
-                "redis error marking delivered mailbox=%s error=%s", self.keys.mailbox, error
-            )
-        finally:
-            self._marking = False
+        """A writer put `entry` on a socket: the user's delivered mark goes to it soon
+        (push/marks.py), and then the mover may move more if the window had filled."""
+        self.marks.note(self.keys, entry, self._mover.room_freed.set)
 
     def acknowledged(self, event_id: str) -> None:
         """A client of this user showed `event_id` (a receipt for the producer)."""
@@ -231,6 +205,7 @@ class Hub:
         self.store = store
         self.settings = settings
         self.presence = presence
+        self.marks = DeliveredMarks(store, settings.history_ttl_s)
         self.users: dict[str, UserChannel] = {}
         self._by_wake: dict[bytes, UserChannel] = {}
         self._wakes: WakeSubscriber | None = None
@@ -253,7 +228,7 @@ class Hub:
         channel = self.users.get(connection.user_id)
         if channel is None:
             keys = user_keys(connection.user_id, self.settings.mailbox_template)
-            channel = UserChannel(keys, self.store, self.settings, self.worker_id)
+            channel = UserChannel(keys, self.store, self.settings, self.worker_id, self.marks)
             self.users[connection.user_id] = channel
             ACTIVE_USERS.inc()
             self._by_wake[keys.wake.encode()] = channel

@@ -1,0 +1,97 @@
+"""The delivered marks of one worker's users, written together.
+
+A user's delivered mark is the newest entry written to any of its connections: a
+tab that opens without a cursor starts after it, and the mover keeps the history at
+most a window ahead of it. Writing it once per user per message costs a round trip
+each; instead every writer notes its newest entry here and one greenlet writes the
+marks of all users with something new in one pipeline, at most every
+MARK_INTERVAL_S. A tab that opens in between without a cursor may see an entry
+twice (at least once, de-duplicated by id), never miss one.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+
+import gevent
+
+from push.keys import UserKeys
+from push.metrics import REDIS_ERRORS
+from push.redis_clients import REDIS_UNAVAILABLE
+from push.store import Entry, Store
+
+log = logging.getLogger(__name__)
+
+#: The marks are written at most this often (the newest entry of each user each time).
+MARK_INTERVAL_S = 0.05
+#: Marks per pipeline: a worker with thousands of busy users does not hold its loop,
+#: or Redis, for long on one of them.
+MARK_CHUNK = 500
+#: Backoff while Redis is away: the marks wait (one per user, the newest) and go later.
+RETRY_FIRST_S = 0.1
+RETRY_CAP_S = 5.0
+
+
+class DeliveredMarks:
+    """Newest written entry per user, flushed to Redis in batches."""
+
+    def __init__(self, store: Store, ttl_s: int) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        #: user -> (newest entry written, what to call once it is marked)
+        self._pending: dict[UserKeys, tuple[Entry, Callable[[], None]]] = {}
+        self._flushing = False
+        self._last_flush = 0.0
+
+    def note(self, keys: UserKeys, entry: Entry, on_marked: Callable[[], None]) -> None:
+        """`entry` of `keys` is on a socket: mark it delivered soon, then call `on_marked`."""
+        current = self._pending.get(keys)
+        if current is None or entry.key > current[0].key:
+            self._pending[keys] = (entry, on_marked)
+        if not self._flushing:
+            self._flushing = True
+            gevent.spawn(self._flush_while_pending)
+
+    def _flush_while_pending(self) -> None:
+        delay = RETRY_FIRST_S
+        try:
+            while self._pending:
+                wait = self._last_flush + MARK_INTERVAL_S - time.monotonic()
+                if wait > 0:
+                    gevent.sleep(wait)
+                self._last_flush = time.monotonic()
+                try:
+                    self._flush()
+                    delay = RETRY_FIRST_S
+                except REDIS_UNAVAILABLE as error:
+                    REDIS_ERRORS.labels("mark").inc()
+                    log.warning("redis error marking delivered error=%s", error)
+                    gevent.sleep(delay * random.uniform(0.5, 1.5))
+                    delay = min(delay * 2, RETRY_CAP_S)
+        finally:
+            self._flushing = False
+
+    def _flush(self) -> None:
+        taken, self._pending = self._pending, {}
+        items = list(taken.items())
+        for start in range(0, len(items), MARK_CHUNK):
+            chunk = items[start : start + MARK_CHUNK]
+            try:
+                self.store.mark_delivered_many(
+                    [(keys, entry) for keys, (entry, _) in chunk], self.ttl_s
+                )
+            except BaseException:
+                self._put_back(items[start:])
+                raise
+            for _, (_, on_marked) in chunk:
+                on_marked()
+
+    def _put_back(self, items: list[tuple[UserKeys, tuple[Entry, Callable[[], None]]]]) -> None:
+        """Marks that did not go wait for the next flush, unless a newer one came meanwhile."""
+        for keys, (entry, on_marked) in items:
+            current = self._pending.get(keys)
+            if current is None or entry.key > current[0].key:
+                self._pending[keys] = (entry, on_marked)

@@ -1,0 +1,101 @@
+"""Delivered marks written in batches (push/marks.py), against a real Redis and cluster."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import gevent
+import pytest
+
+from push import marks as marks_module
+from push.keys import parse_event_id, user_keys
+from push.marks import MARK_CHUNK, DeliveredMarks
+from push.redis_server import RedisServer
+from push.store import Entry, Store
+
+MAILBOX = "user_{user_id}_messages"
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def entry(n: int) -> Entry:
+    event_id = f"{1_700_000_000_000 + n}-0"
+    return Entry(id=event_id, key=parse_event_id(event_id), n=n, data=f"m{n}")
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Let the marks' greenlet run until `condition` holds."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        gevent.sleep(0.01)
+
+
+class CountingStore(Store):
+    """The real store, counting the batches (one round trip each) it is asked to write,
+    whether they go or not."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.batches: list[int] = []
+
+    def mark_delivered_many(self, marks, ttl_s):
+        self.batches.append(len(marks))
+        super().mark_delivered_many(marks, ttl_s)
+
+
+def counting_store(store: Store) -> CountingStore:
+    return CountingStore(store.url, pool_size=2, block_s=1, cluster=store.cluster)
+
+
+def test_the_marks_of_many_users_go_in_few_round_trips(store: Store, r) -> None:
+    counting = counting_store(store)
+    marks = DeliveredMarks(counting, ttl_s=60)
+    users = [user_keys(str(i), MAILBOX) for i in range(MARK_CHUNK + 100)]
+    marked: list[str] = []
+    for i, keys in enumerate(users):
+        marks.note(keys, entry(i + 1), lambda keys=keys: marked.append(keys.mailbox))
+    wait_until(lambda: len(marked) == len(users))
+    assert counting.batches == [MARK_CHUNK, 100]
+    assert sorted(marked) == sorted(keys.mailbox for keys in users)
+    for i, keys in enumerate(users):
+        assert store.delivered_mark(keys) == entry(i + 1).id
+    counting.close()
+
+
+def test_a_user_is_marked_at_its_newest_entry_never_back(store: Store, r) -> None:
+    marks = DeliveredMarks(store, ttl_s=60)
+    keys = user_keys("1", MAILBOX)
+    for n in (3, 7, 5):  # two tabs report out of order: the newest wins
+        marks.note(keys, entry(n), lambda: None)
+    wait_until(lambda: store.delivered_mark(keys) == entry(7).id)
+    done: list[int] = []
+    marks.note(keys, entry(6), lambda: done.append(6))  # older than the mark in Redis
+    wait_until(lambda: done == [6])
+    assert store.delivered_mark(keys) == entry(7).id
+    assert r.ttl(keys.state) > 0
+
+
+def test_marks_wait_while_redis_is_away_and_go_when_it_is_back(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(marks_module, "RETRY_CAP_S", 0.2)
+    server = RedisServer(tmp_path / "redis").start()
+    store = CountingStore(server.url, pool_size=2, block_s=1)
+    marks = DeliveredMarks(store, ttl_s=60)
+    keys = user_keys("1", MAILBOX)
+    try:
+        server.stop()
+        marked: list[int] = []
+        marks.note(keys, entry(1), lambda: marked.append(1))
+        marks.note(keys, entry(2), lambda: marked.append(2))
+        wait_until(lambda: len(store.batches) >= 2)  # tried, failed, tried again
+        assert marked == []
+        server = RedisServer(tmp_path / "redis", port=server.port).start()
+        wait_until(lambda: marked == [2])
+        assert store.delivered_mark(keys) == entry(2).id
+    finally:
+        store.close()
+        server.stop()
