@@ -118,9 +118,11 @@ class Client(asyncio.Protocol):
                 return
             status = self.head[:16]
             expected = b" 101 " if self.ws else b" 200 "
+            # Offered like a browser does, but these clients read uncompressed frames only.
+            compressed = self.ws and b"permessage-deflate" in self.head[:end].lower()
             data = self.head[end + 4 :]
             self.head = b""
-            if expected not in status:
+            if expected not in status or compressed:
                 self.state.stats[FAILED] += 1
                 self._head_done()
                 self.transport.abort()
@@ -218,7 +220,8 @@ def build_request(spec: dict, user_id: str) -> bytes:
         return (
             f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
+            "Sec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
         ).encode()
     return (
         f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n"

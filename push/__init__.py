@@ -41,7 +41,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     check_consistency(app.config)
     app.config["SOCK_SERVER_OPTIONS"] = {
-        "ping_interval": app.config["PUSH_WS_PING_S"],
+        # Pings go from the view's loop (push/ws.py): no selector per socket.
+        "ping_interval": None,
+        "thread_class": ws.ReaderGreenlet,
+        "event_class": ws.FrameSignal,
         # Clients send only short acks; simple-websocket closes 1009 past this size.
         "max_message_size": 64 * 1024,
     }

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, g, request
 from flask_sock import Sock
 from gevent.lock import Semaphore
 from simple_websocket import ConnectionClosed, Server
-from wsproto.events import CloseConnection, TextMessage
+from wsproto.events import CloseConnection, Ping, TextMessage
 
 from push.admission import Admission, Unavailable, admit, release, release_unless_taken
 from push.config import DeliverySettings
@@ -29,10 +29,11 @@ bp = Blueprint("ws", __name__)
 sock = Sock()
 log = logging.getLogger(__name__)
 
-#: Close codes. 1011: the server failed; 1012: the service restarts (come back). The 4xxx
-#: codes echo the HTTP status of the same complaint: 4400 a frame we do not understand,
-#: 4408 a client that read too slowly (it resumes by id), 4413 a frame too large, 4415 a
-#: binary frame.
+#: Close codes. 1008: the client did not answer a ping in time; 1011: the server failed;
+#: 1012: the service restarts (come back). The 4xxx codes echo the HTTP status of the same
+#: complaint: 4400 a frame we do not understand, 4408 a client that read too slowly (it
+#: resumes by id), 4413 a frame too large, 4415 a binary frame.
+CLOSE_PING_TIMEOUT = 1008
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_SERVICE_RESTART = 1012
 CLOSE_BAD_FRAME = 4400
@@ -44,6 +45,8 @@ CLOSE_BINARY = 4415
 READER_END_S = 60.0
 #: Bytes a client frame may have; the only frame clients send is a short ack.
 MAX_CLIENT_FRAME_BYTES = 4096
+#: Why the writer stops when the client sent a frame it must not.
+BAD_FRAME = "bad client frame"
 
 
 class SerialSocket:
@@ -113,22 +116,92 @@ def check_client_frame(message: str | bytes) -> tuple[int, str] | str:
     return frame["ack"]
 
 
-def read_client(ws: Server, connection: Connection, on_ack: Callable[[str], None]) -> None:
-    """Read what the client sends until it closes; a bad frame closes the connection."""
-    try:
-        while True:
-            checked = check_client_frame(ws.receive())
-            if isinstance(checked, tuple):
-                close(ws, *checked)
-                break
-            on_ack(checked)
-    except ConnectionClosed:
+class ReaderGreenlet(gevent.Greenlet):
+    """simple-websocket's reader as a bare greenlet (its `thread_class`): a monkey-patched
+    `threading.Thread` adds a Thread object with its locks and events to every socket.
+
+    When the reader ends it sets the Server's event once more: simple-websocket sets it
+    before it marks a connection closed (a frame over its size limit), and the handler
+    (FrameSignal.on_set) must see the connection closed."""
+
+    def __init__(self, target: Callable[[], None]) -> None:
+        super().__init__(self._read_then_signal, target)
+
+    @staticmethod
+    def _read_then_signal(target: Callable[[], None]) -> None:
+        try:
+            target()
+        finally:
+            target.__self__.event.set()
+
+    def is_alive(self) -> bool:
+        return not self.dead
+
+
+class FrameSignal:
+    """simple-websocket's `event_class`: its reader sets it when a client frame has
+    arrived or the connection has ended. This one calls `on_set` right there, in the
+    reader's greenlet, so that no greenlet of ours waits in `receive()`: one parked
+    greenlet (its saved stack) less per socket. `receive()` is not for use with it."""
+
+    __slots__ = ("on_set",)
+
+    def __init__(self) -> None:
+        self.on_set: Callable[[], None] | None = None
+
+    def set(self) -> None:
+        if self.on_set is not None:
+            self.on_set()
+
+    def clear(self) -> None:
         pass
-    connection.close(CLIENT_LEFT)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        raise RuntimeError("client frames are handled as they arrive (FrameSignal.on_set)")
+
+
+class ClientFrames:
+    """Handles what the client sent, in simple-websocket's reader: acks are passed on,
+    a bad frame is refused (the writer closes with `refusal`), a closed connection ends
+    the writer."""
+
+    __slots__ = ("connection", "on_ack", "refusal", "ws")
+
+    def __init__(self, ws: Server, connection: Connection, on_ack: Callable[[str], None]) -> None:
+        self.ws = ws
+        self.connection = connection
+        self.on_ack = on_ack
+        self.refusal: tuple[int, str] | None = None
+
+    def __call__(self) -> None:
+        while self.ws.input_buffer and self.refusal is None:
+            checked = check_client_frame(self.ws.input_buffer.pop(0))
+            if isinstance(checked, tuple):
+                self.refusal = checked
+                self.connection.close(BAD_FRAME)
+                return
+            self.on_ack(checked)
+        if not self.ws.connected:
+            self.connection.close(CLIENT_LEFT)
+
+
+def ping(ws: Server) -> bool:
+    """Ping the client; False if it has not answered the previous ping (it is gone)."""
+    if not ws.pong_received:
+        return False
+    ws.pong_received = False
+    serial: SerialSocket = ws.sock
+    with serial.lock:
+        if ws.connected:
+            serial.raw.sendall(ws.ws.send(Ping()))
+    return True
 
 
 @bp.before_request
 def admit_websocket() -> None:
+    # No permessage-deflate: its zlib state would stay with each socket (about 300 KB
+    # once a message has gone out), for messages of a few hundred bytes.
+    request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
     try:
         admit(request)
     except Unavailable as why:
@@ -157,7 +230,7 @@ def forget_websocket_state(response: Response) -> Response:
 
 def _forget_once_read(ws: Server) -> None:
     ws.thread.join(READER_END_S)
-    if ws.thread.is_alive():
+    if not ws.thread.dead:
         return  # left to the garbage collector
     mode = ws.mode
     ws.__dict__.clear()
@@ -188,22 +261,29 @@ def serve(ws: Server) -> None:
     )
     channel = hub.attach(connection)
     connection.abort = lambda: cut(ws.sock.raw)
-    reader = gevent.spawn(read_client, ws, connection, channel.acknowledged)
+    frames = ClientFrames(ws, connection, channel.acknowledged)
+    ws.event.on_set = frames
+    frames()  # what arrived before
     CONNECTIONS.labels("ws", "accepted").inc()
     OPEN_CONNECTIONS.labels("ws").inc()
     log.info("connection opened user=%s transport=ws", admission.user_id)
     try:
-        for batch in connection.batches(settings.heartbeat_s, channel.written):
+        for batch in connection.batches(current_app.config["PUSH_WS_PING_S"], channel.written):
             if batch:
                 send_batch(ws, batch)
-        if connection.closed_reason == SERVICE_RESTART:
+            elif not ping(ws):
+                close(ws, CLOSE_PING_TIMEOUT, "ping timeout")
+                connection.close(CLIENT_LEFT)
+        if frames.refusal is not None:
+            close(ws, *frames.refusal)
+        elif connection.closed_reason == SERVICE_RESTART:
             close(ws, CLOSE_SERVICE_RESTART, SERVICE_RESTART)
         elif connection.closed_reason == OUTBOX_FULL:
             close(ws, CLOSE_TOO_SLOW, OUTBOX_FULL)
     finally:
         connection.finished = True
         connection.close(CLIENT_LEFT)
-        reader.kill(block=True)
+        ws.event.on_set = None
         hub.detach(connection)
         release(admission, current_app.extensions["push.presence"])
         OPEN_CONNECTIONS.labels("ws").dec()

@@ -77,11 +77,13 @@ def store(backend: str, request: pytest.FixtureRequest) -> Iterator[Store]:
 
 
 def _start_service(redis_url: str, folder: Path, **settings: str) -> Gunicorn:
-    """The app under gunicorn with 2 gevent workers, in demo mode, 1 s heartbeat, the API on."""
+    """The app under gunicorn with 2 gevent workers, in demo mode, 1 s heartbeats and
+    WebSocket pings, the API on."""
     env = service_env(
         redis_url,
         PUSH_DEMO="1",
         PUSH_HEARTBEAT_S="1",
+        PUSH_WS_PING_S="1",
         PUSH_API_KEY=",".join(API_KEYS),
         **settings,
     )
