@@ -19,6 +19,7 @@ from push.publishing import PublishError, publish, publish_many
 from push.redis_clients import redis_client
 from push.store import Store
 from push.tokens import TokenSettings
+from push.ws_reader import FrameSignal, ReadWhenReadable
 
 __all__ = ["PublishError", "create_app", "publish", "publish_many"]
 
@@ -43,8 +44,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config["SOCK_SERVER_OPTIONS"] = {
         # Pings go from the view's loop (push/ws.py): no selector per socket.
         "ping_interval": None,
-        "thread_class": ws.ReaderGreenlet,
-        "event_class": ws.FrameSignal,
+        "thread_class": ReadWhenReadable,
+        "event_class": FrameSignal,
         # Clients send only short acks; simple-websocket closes 1009 past this size.
         "max_message_size": 64 * 1024,
     }

@@ -10,7 +10,6 @@ slow reader costs bounded memory and loses nothing.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -66,7 +65,8 @@ class Connection:
         self.opened_at = time.monotonic()
         self.sent = 0
         self.closed_reason: str | None = None
-        self._outbox: deque[Entry | Reset] = deque()
+        # A list: an empty deque allocates a 64-slot block up front, for every stream.
+        self._outbox: list[Entry | Reset] = []
         self._ready = Event()
         #: More was there than the outbox took; `on_drained` asks for it once written.
         self.behind = False
@@ -134,8 +134,7 @@ class Connection:
         self._ready.clear()
         if self.closed:
             return []
-        batch = list(self._outbox)
-        self._outbox.clear()
+        batch, self._outbox = self._outbox, []
         if self.behind and self.on_drained is not None:
             self.behind = False
             self.on_drained()

@@ -1,17 +1,18 @@
 """Per-worker registry of live connections, and the one wake subscriber.
 
 Theory of operation: for each user with a connection in this worker there is a
-`UserChannel` with two greenlets: the mover (mailbox -> history, see
-mailbox.py) and the pump. The pump reads the history once for all of the
-user's local connections, from the oldest cursor among them, and offers the
-entries to each; every connection keeps what is after its own cursor. The
-pump runs when woken: by the local mover, by a wake published by any worker's
-mover (one pub/sub subscriber per worker, subscribed to the wake channels of
-local users), or every few heartbeats, so a missed wake heals by itself.
+`UserChannel` with the mover's greenlet (mailbox -> history, see mailbox.py) and
+the pump, a greenlet that runs only while a read is asked for. The pump reads
+the history once for all of the user's local connections, from the oldest
+cursor among them, and offers the entries to each; every connection keeps what
+is after its own cursor. The pump runs when woken: by the local mover, by a
+wake published by any worker's mover (one pub/sub subscriber per worker,
+subscribed to the wake channels of local users), or every few heartbeats (a
+timer on the event loop), so a missed wake heals by itself.
 
 Writers (the SSE and WebSocket views) report what they have written; the
-channel advances the user's delivered mark in Redis and lets the mover move
-more when the window had filled.
+channel has the user's delivered mark advanced in Redis (marks.py) and lets the
+mover move more when the window had filled.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import socket
 import time
 
 import gevent
-from gevent.event import Event
+from gevent import get_hub
 from gevent.lock import Semaphore
 
 from push.config import DeliverySettings
@@ -75,13 +76,30 @@ class UserChannel:
         self.marks = marks
         self.settings = settings
         self.connections: set[Connection] = set()
-        self._wake = Event()
         self._mover = Mover(store, keys, settings, on_moved=self.moved, worker_id=worker_id)
-        self._greenlets = [gevent.spawn(self._pump), gevent.spawn(self._mover.run)]
+        self._mover_greenlet: gevent.Greenlet | None = gevent.spawn(self._mover.run)
+        #: A read of the history is asked for; the pump's greenlet runs only while one is.
+        self._woken = False
+        self._pumping: gevent.Greenlet | None = None
+        self._stopped = False
+        self._quiet_heartbeats = 0
+        self._heartbeats = get_hub().loop.timer(settings.heartbeat_s, settings.heartbeat_s)
+        self._heartbeats.start(self._heartbeat)
 
     def wake(self) -> None:
         """Let the pump read the history."""
-        self._wake.set()
+        self._woken = True
+        if self._pumping is None and not self._stopped:
+            self._pumping = gevent.spawn(self._pump)
+
+    def _heartbeat(self) -> None:
+        """Every heartbeat, on the event loop: without a wake, the pump reads the history
+        every RECHECK_HEARTBEATS heartbeats anyway, or every one while a tab is behind."""
+        self._quiet_heartbeats += 1
+        if self._quiet_heartbeats >= RECHECK_HEARTBEATS or any(
+            connection.behind for connection in self.connections
+        ):
+            self.wake()
 
     def heard(self, data: bytes) -> None:
         """A drain's wake (ValueError if it is not one). One for an entry every local
@@ -99,7 +117,7 @@ class UserChannel:
             ):
                 return
         if not carried:
-            self._wake.set()
+            self.wake()
             return
         previous_id, entries = carried_entries(carried)
         self._offer(previous_id, entries)
@@ -115,7 +133,7 @@ class UserChannel:
             connection.offer(entries, read_from=previous) for connection in list(self.connections)
         ]
         if not all(covered):
-            self._wake.set()
+            self.wake()
 
     def lease_freed(self) -> None:
         """Another worker's mover for this user stopped: try to take over at once."""
@@ -142,40 +160,43 @@ class UserChannel:
             )
 
     def stop(self) -> None:
-        gevent.killall(self._greenlets, block=True)
+        self._stopped = True
+        self._heartbeats.stop()
+        self._heartbeats.close()
+        gevent.killall([g for g in (self._pumping, self._mover_greenlet) if g], block=True)
         # Break the reference cycles (a killed greenlet keeps its GreenletExit, whose
         # traceback holds its frames and so this channel; the mover calls back into it):
         # reference counting then frees a user's objects now, not at the next full
         # garbage collection, which the GC thresholds (push/runtime.py) make rare.
-        self._greenlets = []
+        self._pumping = self._mover_greenlet = None
         self._mover.on_moved = _nothing_moved
 
     def _pump(self) -> None:
+        """Read while reads are asked for; a user's channel holds no parked greenlet for it
+        (a parked greenlet costs several KB of saved stack, and most users are idle)."""
         delay = RETRY_FIRST_S
-        quiet_heartbeats = 0
-        while True:
-            woken = self._wake.wait(self.settings.heartbeat_s)
-            self._wake.clear()
-            if not woken:
-                quiet_heartbeats += 1
-                behind = any(connection.behind for connection in self.connections)
-                if quiet_heartbeats < RECHECK_HEARTBEATS and not behind:
-                    continue
-            quiet_heartbeats = 0
-            try:
-                self._dispatch()
-                delay = RETRY_FIRST_S
-            except Exception as error:
-                if isinstance(error, REDIS_UNAVAILABLE):
-                    REDIS_ERRORS.labels("pump").inc()
-                    log.warning(
-                        "redis error reading history mailbox=%s error=%s", self.keys.mailbox, error
-                    )
-                else:
-                    log.exception("pump failed mailbox=%s", self.keys.mailbox)
-                gevent.sleep(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, RETRY_CAP_S)
-                self._wake.set()
+        try:
+            while self._woken:
+                self._woken = False
+                self._quiet_heartbeats = 0
+                try:
+                    self._dispatch()
+                    delay = RETRY_FIRST_S
+                except Exception as error:
+                    if isinstance(error, REDIS_UNAVAILABLE):
+                        REDIS_ERRORS.labels("pump").inc()
+                        log.warning(
+                            "redis error reading history mailbox=%s error=%s",
+                            self.keys.mailbox,
+                            error,
+                        )
+                    else:
+                        log.exception("pump failed mailbox=%s", self.keys.mailbox)
+                    gevent.sleep(delay * random.uniform(0.5, 1.5))
+                    delay = min(delay * 2, RETRY_CAP_S)
+                    self._woken = True
+        finally:
+            self._pumping = None
 
     def _dispatch(self) -> None:
         """Read from the oldest cursor among the open connections and offer the entries,

@@ -8,7 +8,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import gevent
 from flask import Blueprint, Response, current_app, g, request
 from flask_sock import Sock
 from gevent.lock import Semaphore
@@ -24,6 +23,7 @@ from push.hub import Hub
 from push.keys import InvalidEventId, parse_event_id
 from push.metrics import CONNECTIONS, OPEN_CONNECTIONS, RESULT_BY_STATUS
 from push.store import Entry
+from push.ws_reader import forget_handshake
 
 bp = Blueprint("ws", __name__)
 sock = Sock()
@@ -40,9 +40,6 @@ CLOSE_BAD_FRAME = 4400
 CLOSE_TOO_SLOW = 4408
 CLOSE_TOO_LARGE = 4413
 CLOSE_BINARY = 4415
-#: Seconds simple-websocket's reader gets to end after the view (its socket is closed by
-#: then; a reader blocked until its next ping wakes within the ping interval).
-READER_END_S = 60.0
 #: Bytes a client frame may have; the only frame clients send is a short ack.
 MAX_CLIENT_FRAME_BYTES = 4096
 #: Why the writer stops when the client sent a frame it must not.
@@ -116,50 +113,6 @@ def check_client_frame(message: str | bytes) -> tuple[int, str] | str:
     return frame["ack"]
 
 
-class ReaderGreenlet(gevent.Greenlet):
-    """simple-websocket's reader as a bare greenlet (its `thread_class`): a monkey-patched
-    `threading.Thread` adds a Thread object with its locks and events to every socket.
-
-    When the reader ends it sets the Server's event once more: simple-websocket sets it
-    before it marks a connection closed (a frame over its size limit), and the handler
-    (FrameSignal.on_set) must see the connection closed."""
-
-    def __init__(self, target: Callable[[], None]) -> None:
-        super().__init__(self._read_then_signal, target)
-
-    @staticmethod
-    def _read_then_signal(target: Callable[[], None]) -> None:
-        try:
-            target()
-        finally:
-            target.__self__.event.set()
-
-    def is_alive(self) -> bool:
-        return not self.dead
-
-
-class FrameSignal:
-    """simple-websocket's `event_class`: its reader sets it when a client frame has
-    arrived or the connection has ended. This one calls `on_set` right there, in the
-    reader's greenlet, so that no greenlet of ours waits in `receive()`: one parked
-    greenlet (its saved stack) less per socket. `receive()` is not for use with it."""
-
-    __slots__ = ("on_set",)
-
-    def __init__(self) -> None:
-        self.on_set: Callable[[], None] | None = None
-
-    def set(self) -> None:
-        if self.on_set is not None:
-            self.on_set()
-
-    def clear(self) -> None:
-        pass
-
-    def wait(self, timeout: float | None = None) -> bool:
-        raise RuntimeError("client frames are handled as they arrive (FrameSignal.on_set)")
-
-
 class ClientFrames:
     """Handles what the client sent, in simple-websocket's reader: acks are passed on,
     a bad frame is refused (the writer closes with `refusal`), a closed connection ends
@@ -220,26 +173,21 @@ def forget_websocket_state(response: Response) -> Response:
     """flask-sock answers each WebSocket with an instance of a class it makes per request,
     whose method keeps the Server (socket, buffers, protocol state) in its closure. A
     class is always in a reference cycle, so all of that would wait for the next full
-    garbage collection (rare here: push/runtime.py). Once simple-websocket's reader has
-    ended too (the server may have closed first), keep only what that method reads."""
+    garbage collection (rare here: push/runtime.py). The reader is stopped by now (the
+    view's end): keep only what that method reads."""
     ws = g.pop("websocket", None)
     if ws is not None:
-        gevent.spawn(_forget_once_read, ws)
+        ws.thread.stop()
+        mode = ws.mode
+        ws.__dict__.clear()
+        ws.mode = mode
     return response
-
-
-def _forget_once_read(ws: Server) -> None:
-    ws.thread.join(READER_END_S)
-    if not ws.thread.dead:
-        return  # left to the garbage collector
-    mode = ws.mode
-    ws.__dict__.clear()
-    ws.mode = mode
 
 
 @sock.route("/ws", bp=bp)
 def websocket(ws: Server) -> None:
     g.websocket = ws
+    forget_handshake(ws)
     ws.sock = SerialSocket(ws.sock)
     try:
         serve(ws)
@@ -284,6 +232,7 @@ def serve(ws: Server) -> None:
         connection.finished = True
         connection.close(CLIENT_LEFT)
         ws.event.on_set = None
+        ws.thread.stop()  # before the server closes the socket
         hub.detach(connection)
         release(admission, current_app.extensions["push.presence"])
         OPEN_CONNECTIONS.labels("ws").dec()

@@ -1,5 +1,6 @@
 """Run by tests/test_memory.py in a process of its own (gevent patches it): serve the app,
-open and close streams, and print how many objects each left in reference cycles.
+open streams and count the greenlets they hold, close them, and print how many objects
+each left in reference cycles.
 
     REDIS_URL=redis://... python tests/cyclic_garbage.py sse|ws COUNT
 """
@@ -17,6 +18,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 
 import gevent  # noqa: E402
+import greenlet  # noqa: E402
 import redis  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
 from simple_websocket import Server  # noqa: E402
@@ -71,9 +73,15 @@ def websocket_state_kept() -> bool:
     return any(isinstance(o, Server) and "sock" in o.__dict__ for o in gc.get_objects())
 
 
-def churn(app, port: int, transport: str, count: int, prefix: str) -> None:
+def live_greenlets() -> int:
+    return sum(isinstance(o, greenlet.greenlet) and not o.dead for o in gc.get_objects())
+
+
+def churn(app, port: int, transport: str, count: int, prefix: str) -> int:
     """Open `count` streams of USERS users, wait until every user's mover is blocked in
-    Redis, hang up, and wait until every channel (and WebSocket Server) has let go."""
+    Redis, hang up, and wait until every channel (and WebSocket Server) has let go.
+    Returns how many more greenlets were alive while the streams were open."""
+    before = live_greenlets()
     hub = app.extensions["push.hub"]
     client = redis.Redis.from_url(os.environ["REDIS_URL"], decode_responses=True)
     opening = [
@@ -81,6 +89,7 @@ def churn(app, port: int, transport: str, count: int, prefix: str) -> None:
     ]
     socks = [greenlet.get() for greenlet in opening]
     wait_until(lambda: movers_blocked(client, prefix) == USERS, "a mover blocked for every user")
+    held = live_greenlets() - before
     for sock in socks:
         sock.close()
     wait_until(lambda: not hub.users, "every user's channel stopped")
@@ -88,6 +97,7 @@ def churn(app, port: int, transport: str, count: int, prefix: str) -> None:
     if transport == "ws":
         wait_until(lambda: not websocket_state_kept(), "every WebSocket Server emptied")
     client.close()
+    return held
 
 
 def main() -> None:
@@ -100,9 +110,10 @@ def main() -> None:
     churn(app, server.server_port, transport, count, "warm")
     gc.collect()
     gc.disable()
-    churn(app, server.server_port, transport, count, "user")
+    held = churn(app, server.server_port, transport, count, "user")
     cyclic = gc.collect()
-    print(json.dumps({"streams": count, "cyclic_objects": cyclic}))
+    measured = {"streams": count, "users": USERS, "greenlets": held, "cyclic_objects": cyclic}
+    print(json.dumps(measured))
 
 
 if __name__ == "__main__":
