@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, g, request
 from push.admission import Admission, Unavailable, admit, release, release_unless_taken
 from push.config import DeliverySettings
 from push.connection import CLIENT_LEFT, SERVICE_RESTART, Connection, Reset
+from push.encoding import once_per_entry
 from push.errors import Refusal
 from push.hangup import client_socket, cut, watch_for_hangup
 from push.hub import Hub
@@ -31,11 +32,16 @@ def jittered_retry(retry_ms: int) -> bytes:
     return encode_retry(retry_ms + random.randint(0, retry_ms // 2))
 
 
+@once_per_entry
+def entry_event(entry: Entry) -> bytes:
+    return encode_event(entry.data, event_id=entry.id)
+
+
 def frame(batch: list[Entry | Reset]) -> bytes:
     return b"".join(
         encode_event(item.id, event_id=item.id, event="reset")
         if isinstance(item, Reset)
-        else encode_event(item.data, event_id=item.id)
+        else entry_event(item)
         for item in batch
     )
 

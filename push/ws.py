@@ -13,10 +13,12 @@ from flask_sock import Sock
 from gevent.lock import Semaphore
 from simple_websocket import ConnectionClosed, Server
 from wsproto.events import CloseConnection, Ping, TextMessage
+from wsproto.frame_protocol import FrameProtocol
 
 from push.admission import Admission, Unavailable, admit, release, release_unless_taken
 from push.config import DeliverySettings
 from push.connection import CLIENT_LEFT, OUTBOX_FULL, SERVICE_RESTART, Connection, Reset
+from push.encoding import once_per_entry
 from push.errors import Refusal
 from push.hangup import cut
 from push.hub import Hub
@@ -72,13 +74,28 @@ def encode_frame(item: Entry | Reset) -> str:
     return json.dumps({"id": item.id, "data": item.data}, ensure_ascii=False)
 
 
+#: Frames server to client: a server's frames are not masked and no extension is
+#: negotiated, so an entry's frame is the same bytes on every socket.
+_FRAMING = FrameProtocol(client=False, extensions=[])
+
+
+@once_per_entry
+def entry_frame(entry: Entry) -> bytes:
+    return _FRAMING.send_data(encode_frame(entry))
+
+
 def send_batch(ws: Server, batch: list[Entry | Reset]) -> None:
     """All frames of a batch in one socket write."""
     serial: SerialSocket = ws.sock
     with serial.lock:
         if not ws.connected:
             raise ConnectionClosed(ws.close_reason, ws.close_message)
-        data = b"".join(ws.ws.send(TextMessage(data=encode_frame(item))) for item in batch)
+        data = b"".join(
+            entry_frame(item)
+            if isinstance(item, Entry)
+            else ws.ws.send(TextMessage(data=encode_frame(item)))
+            for item in batch
+        )
         serial.raw.sendall(data)
 
 

@@ -1,0 +1,39 @@
+"""Entries are encoded once for all the tabs that get them (push/encoding.py)."""
+
+from __future__ import annotations
+
+import json
+
+from wsproto.frame_protocol import FrameProtocol
+
+from push.encoding import KEPT_CHARS_MAX
+from push.keys import parse_event_id
+from push.store import Entry
+from push.stream import entry_event
+from push.ws import entry_frame
+
+
+def entry(data: str, n: int = 1) -> Entry:
+    event_id = f"{1_700_000_000_000 + n}-0"
+    return Entry(id=event_id, key=parse_event_id(event_id), n=n, data=data)
+
+
+def test_a_small_entry_is_encoded_once_per_transport():
+    small = entry("a like")
+    assert entry_event(small) is entry_event(small)
+    assert entry_frame(small) is entry_frame(small)
+    assert entry_event(small) == b"id: 1700000000001-0\ndata: a like\n\n"
+
+
+def test_a_large_entry_is_encoded_for_each_tab_and_not_kept():
+    large = entry("x" * (KEPT_CHARS_MAX + 1), n=2)
+    assert entry_frame(large) == entry_frame(large)
+    assert entry_frame(large) is not entry_frame(large)
+
+
+def test_the_shared_frame_is_a_whole_unmasked_text_frame():
+    reader = FrameProtocol(client=True, extensions=[])  # a client reads server frames
+    reader.receive_bytes(entry_frame(entry("héllo\nwörld", n=3)))
+    (frame,) = list(reader.received_frames())
+    assert frame.message_finished
+    assert json.loads(frame.payload) == {"id": "1700000000003-0", "data": "héllo\nwörld"}
