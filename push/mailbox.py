@@ -39,6 +39,11 @@ RETRY_CAP_S = 5.0
 #: While the window is full the mover re-checks this often even without a local signal
 #: (a connection on another worker may have advanced the delivered mark).
 WINDOW_RECHECK_S = 1.0
+#: A wait for mail that blocked longer than this means mail is sparse: the next wait
+#: drains in the same round trip (see Mover._step). Measured (bench, throughput run):
+#: at 0.2 s, users under load with gaps of a few hundred ms counted as sparse, and their
+#: one-message drains cost 12 % of the throughput; at 1 s, none was lost.
+SPARSE_WAIT_S = 1.0
 #: A mover without the lease asks for it when woken: by the holder's "free" wake, or by
 #: its hub when the holder's worker stops renewing its liveness key (see hub.py). It also
 #: asks this often, in case a wake was missed.
@@ -74,16 +79,24 @@ def release_leftovers(store: Store) -> None:
         _unreleased.pop(0)
 
 
+def drain_limits(settings: DeliverySettings) -> dict[str, int]:
+    """The drain script's limits, from the service's settings."""
+    return {
+        "window": settings.window,
+        "batch": settings.drain_batch,
+        "history_max": settings.history_max,
+        "ttl_s": settings.history_ttl_s,
+        "max_message_bytes": settings.max_message_bytes,
+    }
+
+
 def drain(store: Store, keys: UserKeys, settings: DeliverySettings) -> DrainResult:
     """One drain of `keys` with the service's settings; logs dead letters."""
-    result = store.drain(
-        keys,
-        window=settings.window,
-        batch=settings.drain_batch,
-        history_max=settings.history_max,
-        ttl_s=settings.history_ttl_s,
-        max_message_bytes=settings.max_message_bytes,
-    )
+    return counted(store.drain(keys, **drain_limits(settings)), keys)
+
+
+def counted(result: DrainResult, keys: UserKeys) -> DrainResult:
+    """Count what a drain moved and dead-lettered, and log why each dead one died."""
     if result.moved:
         MOVED.inc(result.moved)
     if result.dead:
@@ -120,6 +133,8 @@ class Mover:
         self.room_freed = Event()
         self.lease_free = Event()
         self._suspect: tuple[str, float] | None = None
+        #: Whether the last wait for mail blocked longer than SPARSE_WAIT_S.
+        self._mail_sparse = True
         #: The lease's holder when we last asked (None: us, nobody, or not asked yet).
         self.holder: str | None = None
         #: How long to wait for a wake before asking for the lease again.
@@ -200,12 +215,13 @@ class Mover:
         connection = self.store.mover_connection(self.keys.mailbox)
         try:
             checked = time.monotonic()
+            result = drain(self.store, self.keys, self.settings)
             while True:
                 if time.monotonic() - checked > OWNERSHIP_CHECK_S:
                     if self.store.mover_lease(self.keys, self.id, "check") is not True:
                         return
                     checked = time.monotonic()
-                self._step(connection)
+                result = self._step(connection, result)
         finally:
             connection.disconnect()
 
@@ -218,14 +234,28 @@ class Mover:
         except REDIS_UNAVAILABLE:
             _unreleased.append((self.keys, self.id))
 
-    def _step(self, connection: AbstractConnection) -> None:
-        result = drain(self.store, self.keys, self.settings)
+    def _step(self, connection: AbstractConnection, result: DrainResult) -> DrainResult:
+        """Hand a drain's entries on, then drain again: at once while more waits and the
+        window has room, once it has room, or when mail arrives (blocked in Redis).
+
+        Sparse mail (the last wait blocked a while) is drained in the same round trip as
+        the BLMOVE that waited for it: the lowest latency. Dense mail is drained a round
+        trip later, which lets a bigger batch gather (fewer drains, wakes and writes per
+        message)."""
         if result.moved:
             self.on_moved(result)
         if result.more and result.room > 0:
-            return
+            return drain(self.store, self.keys, self.settings)
         if result.more:
             self.room_freed.wait(WINDOW_RECHECK_S)
             self.room_freed.clear()
-            return
-        self.store.wait_for_mail(connection, self.keys)
+            return drain(self.store, self.keys, self.settings)
+        started = time.monotonic()
+        if self._mail_sparse:
+            limits = drain_limits(self.settings)
+            result = counted(self.store.wait_and_drain(connection, self.keys, **limits), self.keys)
+        else:
+            self.store.wait_for_mail(connection, self.keys)
+            result = drain(self.store, self.keys, self.settings)
+        self._mail_sparse = time.monotonic() - started > SPARSE_WAIT_S
+        return result

@@ -21,6 +21,7 @@ from pathlib import Path
 import redis
 from redis.commands.core import Script
 from redis.connection import AbstractConnection
+from redis.exceptions import NoScriptError
 
 from push.keys import UserKeys, parse_event_id
 from push.redis_clients import queue_script, redis_client
@@ -68,6 +69,24 @@ class Entry:
     key: tuple[int, int]
     n: int
     data: str
+
+
+def drain_result(raw: list) -> DrainResult:
+    """What scripts/drain.lua answered."""
+    moved, dead, room, more, last_id, reasons, previous, added = raw
+    return DrainResult(
+        moved=moved,
+        dead=dead,
+        room=room,
+        more=bool(more),
+        last_id=last_id.decode() if last_id else None,
+        dead_reasons=[reason.decode() for reason in reasons],
+        previous_id=previous.decode() if previous else None,
+        entries=[
+            Entry(id=raw_id.decode(), key=parse_event_id(raw_id.decode()), n=n, data=d.decode())
+            for raw_id, n, d in added
+        ],
+    )
 
 
 def split_wake(data: bytes) -> tuple[str, bytes]:
@@ -191,32 +210,11 @@ class Store:
         max_message_bytes: int,
     ) -> DrainResult:
         """Run the drain script once (see scripts/drain.lua)."""
-        moved, dead, room, more, last_id, reasons, previous, added = self._drain(
+        raw = self._drain(
             keys=keys.drain_keys,
-            args=[
-                window,
-                batch,
-                history_max,
-                ttl_s,
-                max_message_bytes,
-                keys.wake,
-                self.publish_command,
-                WAKE_CARRY_BYTES,
-            ],
+            args=self._drain_args(keys, window, batch, history_max, ttl_s, max_message_bytes),
         )
-        return DrainResult(
-            moved=moved,
-            dead=dead,
-            room=room,
-            more=bool(more),
-            last_id=last_id.decode() if last_id else None,
-            dead_reasons=[reason.decode() for reason in reasons],
-            previous_id=previous.decode() if previous else None,
-            entries=[
-                Entry(id=raw_id.decode(), key=parse_event_id(raw_id.decode()), n=n, data=d.decode())
-                for raw_id, n, d in added
-            ],
-        )
+        return drain_result(raw)
 
     def wait_for_mail(self, connection: AbstractConnection, keys: UserKeys) -> bool:
         """Block until the mailbox has a message, moving it to pending; False on timeout.
@@ -226,6 +224,74 @@ class Store:
         connection.connect()
         connection.send_command("BLMOVE", keys.mailbox, keys.pending, "RIGHT", "LEFT", self.block_s)
         return connection.read_response() is not None
+
+    def wait_and_drain(
+        self,
+        connection: AbstractConnection,
+        keys: UserKeys,
+        *,
+        window: int,
+        batch: int,
+        history_max: int,
+        ttl_s: int,
+        max_message_bytes: int,
+    ) -> DrainResult:
+        """Block until the mailbox has a message (BLMOVE moves it to pending), then drain.
+
+        The drain is sent on the same connection right behind the BLMOVE, so Redis runs it
+        the moment the BLMOVE returns: no round trip between a message's arrival and its
+        event id. A BLMOVE that times out is followed by a drain that finds nothing.
+        `connect()` first: a Sentinel connection finds the current primary only there.
+        An error is raised as it comes (the mover backs off and opens another connection)."""
+        args = self._drain_args(keys, window, batch, history_max, ttl_s, max_message_bytes)
+        connection.connect()
+        connection.send_packed_command(
+            connection.pack_commands(
+                [
+                    ("BLMOVE", keys.mailbox, keys.pending, "RIGHT", "LEFT", self.block_s),
+                    ("EVALSHA", self._drain.sha, len(keys.drain_keys), *keys.drain_keys, *args),
+                ]
+            )
+        )
+        try:
+            connection.read_response()
+        except BaseException:
+            connection.disconnect()  # the drain's answer is still on its way
+            raise
+        try:
+            raw = connection.read_response()
+        except NoScriptError:
+            # A Redis that restarted (or a promoted replica) has no scripts yet: the
+            # pool's call loads it, and takes what the BLMOVE moved.
+            return self.drain(
+                keys,
+                window=window,
+                batch=batch,
+                history_max=history_max,
+                ttl_s=ttl_s,
+                max_message_bytes=max_message_bytes,
+            )
+        return drain_result(raw)
+
+    def _drain_args(
+        self,
+        keys: UserKeys,
+        window: int,
+        batch: int,
+        history_max: int,
+        ttl_s: int,
+        max_message_bytes: int,
+    ) -> list:
+        return [
+            window,
+            batch,
+            history_max,
+            ttl_s,
+            max_message_bytes,
+            keys.wake,
+            self.publish_command,
+            WAKE_CARRY_BYTES,
+        ]
 
     def mark_delivered(self, keys: UserKeys, entry: Entry, ttl_s: int) -> bool:
         return bool(self._mark(keys=[keys.state], args=[entry.id, entry.n, ttl_s]))

@@ -7,7 +7,7 @@ import redis
 
 from push.config import DeliverySettings, load_config
 from push.keys import user_keys
-from push.mailbox import drain
+from push.mailbox import drain, drain_limits
 from push.store import WAKE_CARRY_BYTES, Entry, Store, carried_entries, split_wake
 
 MAILBOX = "user_{user_id}_messages"
@@ -162,3 +162,26 @@ def test_poison_messages_go_to_the_dead_letter_list_and_the_rest_flows(store, r,
     raw = redis.Redis.from_url(redis_server.url)
     assert set(raw.lrange(keys.dead, 0, -1)) == {b"x" * 65, b"\xff\xfe not utf-8", b"\xed\xa0\x80"}
     raw.close()
+
+
+def test_a_mover_wait_drains_in_the_same_round_trip(store, r):
+    """BLMOVE and the drain go together on the mover's connection: what arrives is in
+    the history when the wait returns, also when Redis has lost its scripts."""
+    keys = user_keys("1", MAILBOX)
+    limits = drain_limits(settings())
+    connection = store.mover_connection(keys.mailbox)
+    try:
+        r.lpush(keys.mailbox, "a", "b")
+        moved = store.wait_and_drain(connection, keys, **limits)
+        assert [entry.data for entry in moved.entries] == ["a", "b"]
+        assert history(store, keys) == ["a", "b"]
+        r.script_flush()
+        r.lpush(keys.mailbox, "c")
+        moved = store.wait_and_drain(connection, keys, **limits)
+        assert [entry.data for entry in moved.entries] == ["c"]
+        # Nothing arrives: the block (1 s here) ends and the drain finds nothing.
+        assert store.wait_and_drain(connection, keys, **limits).moved == 0
+        assert history(store, keys) == ["a", "b", "c"]
+        assert r.llen(keys.pending) == 0
+    finally:
+        connection.disconnect()
