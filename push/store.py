@@ -34,9 +34,11 @@ COMMAND_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 2.0
 #: Extra seconds a blocked connection waits for the reply past the block itself.
 BLOCK_MARGIN_S = 10.0
-#: Bytes a mover's connection reads at a time. redis-py allocates its read buffer per
-#: connection (32 KB by default), and a BLMOVE reply is one message.
-MOVER_READ_SIZE = 4096
+#: Bytes a mover's connection reads at a time. redis-py keeps a read buffer of this size
+#: per connection for its life (32 KB by default), one per online user; what comes on it
+#: is a BLMOVE's reply and, when mail is sparse, one small drain's: a longer reply is
+#: read in several goes.
+MOVER_READ_SIZE = 512
 #: Payload bytes a drain's wake may carry to the other workers' connections; a bigger
 #: batch's wake carries its newest id only, and they read the history.
 WAKE_CARRY_BYTES = 16_384

@@ -55,6 +55,8 @@ class SerialSocket:
     `send`, which may write part of a large frame; our frames go out from the
     view's greenlet. Both go through `send` here: under one lock, with sendall."""
 
+    __slots__ = ("lock", "raw")
+
     def __init__(self, raw: Any) -> None:
         self.raw = raw
         self.lock = Semaphore()

@@ -227,7 +227,11 @@ def test_without_cursor_a_connection_starts_after_the_delivered_mark(base_url, r
     with open_sse(base_url, {"user_id": user_id}) as stream:
         stream.wait_for_comment("connected")
         r.lpush(mailbox(user_id), "seen")
-        assert stream.next_event().data == "seen"
+        seen = stream.next_event()
+        assert seen.data == "seen"
+    # Marks are written every 50 ms at most (push/marks.py).
+    state = user_keys(user_id, MAILBOX).state
+    wait_until(lambda: r.hget(state, "delivered_id") == seen.id, what="the delivered mark")
     r.lpush(mailbox(user_id), "unseen")
     with open_ws(base_url, {"user_id": user_id}) as ws:
         assert [frame["data"] for frame in ws_frames(ws, 1)] == ["unseen"]
@@ -241,13 +245,17 @@ def test_a_message_moved_but_never_written_reaches_the_next_connection(base_url,
     with open_sse(base_url, {"user_id": user_id}) as stream:
         stream.wait_for_comment("connected")
         r.lpush(mailbox(user_id), "first")
-        assert stream.next_event().data == "first"
+        first = stream.next_event()
+        assert first.data == "first"
     wait_until(lambda: not mover_pids(r, user_id), what="the mover to stop")
+    # Marks are written every 50 ms at most (push/marks.py): "first" is marked delivered.
+    keys = user_keys(user_id, MAILBOX)
+    wait_until(lambda: store.delivered_mark(keys) == first.id, what="the delivered mark")
     # What a mover does before its worker is killed: the message leaves the mailbox
     # for the history, and no connection is left to write it.
     r.lpush(mailbox(user_id), "in flight")
     settings = DeliverySettings.from_config(load_config({"PUSH_DEMO": "1"}))
-    assert drain(store, user_keys(user_id, MAILBOX), settings).moved == 1
+    assert drain(store, keys, settings).moved == 1
     assert r.llen(mailbox(user_id)) == 0
 
     with open_sse(base_url, {"user_id": user_id}) as stream:
