@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import redis
 from clients import wait_until
 
-from push.redis_server import RedisServer, free_port
+from push.redis_server import RedisServer
 
 #: Slot ranges of the three primaries (16384 slots in all).
 SLOT_RANGES = ((0, 5460), (5461, 10922), (10923, 16383))
@@ -15,15 +16,31 @@ SLOT_RANGES = ((0, 5460), (5461, 10922), (10923, 16383))
 NODE_TIMEOUT_MS = 1000
 
 
+def distinct_free_ports(count: int) -> list[int]:
+    """`count` free loopback ports, all different: each probe stays bound until all are
+    taken (probing one at a time may hand out the same port twice, and a node whose port
+    or bus port is taken never joins)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 class LocalCluster:
     """`redis-server --cluster-enabled yes` x 6, joined, slots assigned, replicas attached."""
 
     def __init__(self, data_dir: Path, *, replicas: bool = True) -> None:
         count = 6 if replicas else 3
-        self.bus_ports = [free_port() for _ in range(count)]
+        ports = distinct_free_ports(2 * count)
+        self.bus_ports = ports[count:]
         self.servers = [
             RedisServer(
                 Path(data_dir) / f"node{i}",
+                port=ports[i],
                 extra_args=(
                     "--cluster-enabled",
                     "yes",
