@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import secrets
 import socket
 import time
@@ -28,10 +27,11 @@ import gevent
 from gevent import get_hub
 from gevent.lock import Semaphore
 
+from push.backoff import Backoff
 from push.config import DeliverySettings
 from push.connection import OUTBOX_FULL, SERVICE_RESTART, Connection
 from push.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
-from push.mailbox import LEASE_FREE, RETRY_CAP_S, RETRY_FIRST_S, Mover, release_leftovers
+from push.mailbox import LEASE_FREE, Mover, release_leftovers
 from push.marks import DeliveredMarks
 from push.metrics import ACTIVE_USERS, REDIS_ERRORS
 from push.presence import Presence
@@ -174,14 +174,14 @@ class UserChannel:
     def _pump(self) -> None:
         """Read while reads are asked for; a user's channel holds no parked greenlet for it
         (a parked greenlet costs several KB of saved stack, and most users are idle)."""
-        delay = RETRY_FIRST_S
+        backoff = Backoff()
         try:
             while self._woken:
                 self._woken = False
                 self._quiet_heartbeats = 0
                 try:
                     self._dispatch()
-                    delay = RETRY_FIRST_S
+                    backoff.reset()
                 except Exception as error:
                     if isinstance(error, REDIS_UNAVAILABLE):
                         REDIS_ERRORS.labels("pump").inc()
@@ -192,8 +192,7 @@ class UserChannel:
                         )
                     else:
                         log.exception("pump failed mailbox=%s", self.keys.mailbox)
-                    gevent.sleep(delay * random.uniform(0.5, 1.5))
-                    delay = min(delay * 2, RETRY_CAP_S)
+                    backoff.sleep()
                     self._woken = True
         finally:
             self._pumping = None
@@ -364,18 +363,17 @@ class Hub:
         """Hand each wake to its user. While some channels have no subscriber (a node is
         away), try again with backoff, and keep serving the wakes of the others."""
         assert self._wakes is not None
-        delay = RETRY_FIRST_S
+        backoff = Backoff()
         retry_at = 0.0
         while True:
             if not self._wakes.healthy and time.monotonic() >= retry_at:
                 try:
                     self._subscribe_all()
-                    delay = RETRY_FIRST_S
+                    backoff.reset()
                 except REDIS_UNAVAILABLE as error:
                     REDIS_ERRORS.labels("subscriber").inc()
                     log.warning("redis error subscribing to wakes error=%s", error)
-                    retry_at = time.monotonic() + delay * random.uniform(0.5, 1.5)
-                    delay = min(delay * 2, RETRY_CAP_S)
+                    retry_at = time.monotonic() + backoff.next_s()
                 self._wake_everyone()
             timeout = self.settings.heartbeat_s
             if not self._wakes.healthy:
@@ -385,8 +383,7 @@ class Hub:
             except REDIS_UNAVAILABLE as error:
                 REDIS_ERRORS.labels("subscriber").inc()
                 log.warning("redis error in wake subscriber error=%s", error)
-                gevent.sleep(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, RETRY_CAP_S)
+                backoff.sleep()
                 self._wake_everyone()
                 continue
             if message is None:

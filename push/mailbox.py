@@ -21,21 +21,18 @@ import random
 import time
 from collections.abc import Callable
 
-import gevent
 from gevent.event import Event
 from redis.connection import AbstractConnection
 
+from push.backoff import Backoff
 from push.config import DeliverySettings
 from push.keys import UserKeys
 from push.metrics import DEAD_LETTERS, MOVED, REDIS_ERRORS
 from push.redis_clients import REDIS_UNAVAILABLE
-from push.store import DrainResult, Store
+from push.store import DrainLimits, DrainResult, Store
 
 log = logging.getLogger(__name__)
 
-#: Backoff between attempts while Redis is unreachable: doubles up to the cap, with jitter.
-RETRY_FIRST_S = 0.1
-RETRY_CAP_S = 5.0
 #: While the window is full the mover re-checks this often even without a local signal
 #: (a connection on another worker may have advanced the delivered mark).
 WINDOW_RECHECK_S = 1.0
@@ -79,20 +76,20 @@ def release_leftovers(store: Store) -> None:
         _unreleased.pop(0)
 
 
-def drain_limits(settings: DeliverySettings) -> dict[str, int]:
+def drain_limits(settings: DeliverySettings) -> DrainLimits:
     """The drain script's limits, from the service's settings."""
-    return {
-        "window": settings.window,
-        "batch": settings.drain_batch,
-        "history_max": settings.history_max,
-        "ttl_s": settings.history_ttl_s,
-        "max_message_bytes": settings.max_message_bytes,
-    }
+    return DrainLimits(
+        window=settings.window,
+        batch=settings.drain_batch,
+        history_max=settings.history_max,
+        ttl_s=settings.history_ttl_s,
+        max_message_bytes=settings.max_message_bytes,
+    )
 
 
 def drain(store: Store, keys: UserKeys, settings: DeliverySettings) -> DrainResult:
     """One drain of `keys` with the service's settings; logs dead letters."""
-    return counted(store.drain(keys, **drain_limits(settings)), keys)
+    return counted(store.drain(keys, drain_limits(settings)), keys)
 
 
 def counted(result: DrainResult, keys: UserKeys) -> DrainResult:
@@ -126,7 +123,7 @@ class Mover:
     ) -> None:
         self.store = store
         self.keys = keys
-        self.settings = settings
+        self.limits = drain_limits(settings)
         self.on_moved = on_moved
         self.worker_id = worker_id
         self.id = f"{worker_id}#{next(_mover_numbers)}"
@@ -141,7 +138,7 @@ class Mover:
         self._ask_again_s = LEASE_RECHECK_S
 
     def run(self) -> None:
-        delay = RETRY_FIRST_S
+        backoff = Backoff()
         _running.add(self.id)
         try:
             while True:
@@ -151,15 +148,14 @@ class Mover:
                         continue  # the lease is someone else's, or nobody's: ask at once
                     self.lease_free.wait(self._ask_again_s)
                     self.lease_free.clear()
-                    delay = RETRY_FIRST_S
+                    backoff.reset()
                 except Exception as error:
                     if isinstance(error, REDIS_UNAVAILABLE):
                         REDIS_ERRORS.labels("mover").inc()
                         log.warning("redis error mailbox=%s error=%s", self.keys.mailbox, error)
                     else:
                         log.exception("mover failed mailbox=%s", self.keys.mailbox)
-                    gevent.sleep(delay * random.uniform(0.5, 1.5))
-                    delay = min(delay * 2, RETRY_CAP_S)
+                    backoff.sleep()
         finally:
             self._release()
             _running.discard(self.id)
@@ -215,7 +211,7 @@ class Mover:
         connection = self.store.mover_connection(self.keys.mailbox)
         try:
             checked = time.monotonic()
-            result = drain(self.store, self.keys, self.settings)
+            result = self._drain()
             while True:
                 if time.monotonic() - checked > OWNERSHIP_CHECK_S:
                     if self.store.mover_lease(self.keys, self.id, "check") is not True:
@@ -234,6 +230,9 @@ class Mover:
         except REDIS_UNAVAILABLE:
             _unreleased.append((self.keys, self.id))
 
+    def _drain(self) -> DrainResult:
+        return counted(self.store.drain(self.keys, self.limits), self.keys)
+
     def _step(self, connection: AbstractConnection, result: DrainResult) -> DrainResult:
         """Hand a drain's entries on, then drain again: at once while more waits and the
         window has room, once it has room, or when mail arrives (blocked in Redis).
@@ -245,17 +244,18 @@ class Mover:
         if result.moved:
             self.on_moved(result)
         if result.more and result.room > 0:
-            return drain(self.store, self.keys, self.settings)
+            return self._drain()
         if result.more:
             self.room_freed.wait(WINDOW_RECHECK_S)
             self.room_freed.clear()
-            return drain(self.store, self.keys, self.settings)
+            return self._drain()
         started = time.monotonic()
         if self._mail_sparse:
-            limits = drain_limits(self.settings)
-            result = counted(self.store.wait_and_drain(connection, self.keys, **limits), self.keys)
+            result = counted(
+                self.store.wait_and_drain(connection, self.keys, self.limits), self.keys
+            )
         else:
             self.store.wait_for_mail(connection, self.keys)
-            result = drain(self.store, self.keys, self.settings)
+            result = self._drain()
         self._mail_sparse = time.monotonic() - started > SPARSE_WAIT_S
         return result

@@ -12,12 +12,12 @@ twice (at least once, de-duplicated by id), never miss one.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 
 import gevent
 
+from push.backoff import Backoff
 from push.keys import UserKeys
 from push.metrics import REDIS_ERRORS
 from push.redis_clients import REDIS_UNAVAILABLE
@@ -30,9 +30,6 @@ MARK_INTERVAL_S = 0.05
 #: Marks per pipeline: a worker with thousands of busy users does not hold its loop,
 #: or Redis, for long on one of them.
 MARK_CHUNK = 500
-#: Backoff while Redis is away: the marks wait (one per user, the newest) and go later.
-RETRY_FIRST_S = 0.1
-RETRY_CAP_S = 5.0
 
 
 class DeliveredMarks:
@@ -56,7 +53,7 @@ class DeliveredMarks:
             gevent.spawn(self._flush_while_pending)
 
     def _flush_while_pending(self) -> None:
-        delay = RETRY_FIRST_S
+        backoff = Backoff()  # while Redis is away the marks wait (the newest per user)
         try:
             while self._pending:
                 wait = self._last_flush + MARK_INTERVAL_S - time.monotonic()
@@ -65,12 +62,11 @@ class DeliveredMarks:
                 self._last_flush = time.monotonic()
                 try:
                     self._flush()
-                    delay = RETRY_FIRST_S
+                    backoff.reset()
                 except REDIS_UNAVAILABLE as error:
                     REDIS_ERRORS.labels("mark").inc()
                     log.warning("redis error marking delivered error=%s", error)
-                    gevent.sleep(delay * random.uniform(0.5, 1.5))
-                    delay = min(delay * 2, RETRY_CAP_S)
+                    backoff.sleep()
         finally:
             self._flushing = False
 

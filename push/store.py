@@ -126,6 +126,19 @@ class Receipts:
 
 
 @dataclass(frozen=True, slots=True)
+class DrainLimits:
+    """What one drain may do (see scripts/drain.lua)."""
+
+    #: Entries the history may hold past the delivered mark.
+    window: int
+    #: Messages moved per call.
+    batch: int
+    history_max: int
+    ttl_s: int
+    max_message_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class DrainResult:
     moved: int
     dead: int
@@ -201,21 +214,9 @@ class Store:
             pubsub.subscribe(keys.wake)
         return pubsub
 
-    def drain(
-        self,
-        keys: UserKeys,
-        *,
-        window: int,
-        batch: int,
-        history_max: int,
-        ttl_s: int,
-        max_message_bytes: int,
-    ) -> DrainResult:
+    def drain(self, keys: UserKeys, limits: DrainLimits) -> DrainResult:
         """Run the drain script once (see scripts/drain.lua)."""
-        raw = self._drain(
-            keys=keys.drain_keys,
-            args=self._drain_args(keys, window, batch, history_max, ttl_s, max_message_bytes),
-        )
+        raw = self._drain(keys=keys.drain_keys, args=self._drain_args(keys, limits))
         return drain_result(raw)
 
     def wait_for_mail(self, connection: AbstractConnection, keys: UserKeys) -> bool:
@@ -231,12 +232,7 @@ class Store:
         self,
         connection: AbstractConnection,
         keys: UserKeys,
-        *,
-        window: int,
-        batch: int,
-        history_max: int,
-        ttl_s: int,
-        max_message_bytes: int,
+        limits: DrainLimits,
     ) -> DrainResult:
         """Block until the mailbox has a message (BLMOVE moves it to pending), then drain.
 
@@ -245,7 +241,7 @@ class Store:
         event id. A BLMOVE that times out is followed by a drain that finds nothing.
         `connect()` first: a Sentinel connection finds the current primary only there.
         An error is raised as it comes (the mover backs off and opens another connection)."""
-        args = self._drain_args(keys, window, batch, history_max, ttl_s, max_message_bytes)
+        args = self._drain_args(keys, limits)
         connection.connect()
         connection.send_packed_command(
             connection.pack_commands(
@@ -265,31 +261,16 @@ class Store:
         except NoScriptError:
             # A Redis that restarted (or a promoted replica) has no scripts yet: the
             # pool's call loads it, and takes what the BLMOVE moved.
-            return self.drain(
-                keys,
-                window=window,
-                batch=batch,
-                history_max=history_max,
-                ttl_s=ttl_s,
-                max_message_bytes=max_message_bytes,
-            )
+            return self.drain(keys, limits)
         return drain_result(raw)
 
-    def _drain_args(
-        self,
-        keys: UserKeys,
-        window: int,
-        batch: int,
-        history_max: int,
-        ttl_s: int,
-        max_message_bytes: int,
-    ) -> list:
+    def _drain_args(self, keys: UserKeys, limits: DrainLimits) -> list:
         return [
-            window,
-            batch,
-            history_max,
-            ttl_s,
-            max_message_bytes,
+            limits.window,
+            limits.batch,
+            limits.history_max,
+            limits.ttl_s,
+            limits.max_message_bytes,
             keys.wake,
             self.publish_command,
             WAKE_CARRY_BYTES,

@@ -18,7 +18,6 @@ from typing import Any
 
 import gevent
 from gevent import get_hub
-from gevent.event import Event
 from wsproto.utilities import LocalProtocolError
 
 #: libev's EV_READ.
@@ -77,7 +76,7 @@ class ReadWhenReadable:
     sent by the view: push/ws.py). The owner calls `stop()` before the socket is closed
     or reused."""
 
-    __slots__ = ("_ended", "_io", "_reading", "_stopped", "_ws", "name")
+    __slots__ = ("_io", "_reading", "_stopped", "_ws", "name")
 
     def __init__(self, target: Callable[[], None]) -> None:
         self._ws: Any = target.__self__  # the simple_websocket.Server
@@ -85,7 +84,6 @@ class ReadWhenReadable:
         self._io: Any = None
         self._reading: gevent.Greenlet | None = None
         self._stopped = False
-        self._ended = Event()
 
     def start(self) -> None:
         self._io = get_hub().loop.io(self._ws.sock.fileno(), READ)
@@ -119,7 +117,6 @@ class ReadWhenReadable:
         self._stopped = True
         self._io.stop()
         self._io.close()
-        self._ended.set()
 
     def stop(self) -> None:
         """Stop reading (a read under way may finish first)."""
@@ -131,13 +128,3 @@ class ReadWhenReadable:
                 self._reading.kill(block=True)
         if not self._stopped:
             self._end()
-
-    def join(self, timeout: float | None = None) -> None:
-        self._ended.wait(timeout)
-
-    def is_alive(self) -> bool:
-        return not self._ended.is_set()
-
-    @property
-    def dead(self) -> bool:
-        return self._ended.is_set()

@@ -172,15 +172,15 @@ def test_a_mover_wait_drains_in_the_same_round_trip(store, r):
     connection = store.mover_connection(keys.mailbox)
     try:
         r.lpush(keys.mailbox, "a", "b")
-        moved = store.wait_and_drain(connection, keys, **limits)
+        moved = store.wait_and_drain(connection, keys, limits)
         assert [entry.data for entry in moved.entries] == ["a", "b"]
         assert history(store, keys) == ["a", "b"]
         r.script_flush()
         r.lpush(keys.mailbox, "c")
-        moved = store.wait_and_drain(connection, keys, **limits)
+        moved = store.wait_and_drain(connection, keys, limits)
         assert [entry.data for entry in moved.entries] == ["c"]
         # Nothing arrives: the block (1 s here) ends and the drain finds nothing.
-        assert store.wait_and_drain(connection, keys, **limits).moved == 0
+        assert store.wait_and_drain(connection, keys, limits).moved == 0
         assert history(store, keys) == ["a", "b", "c"]
         assert r.llen(keys.pending) == 0
     finally:

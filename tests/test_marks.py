@@ -8,7 +8,7 @@ from collections.abc import Callable
 import gevent
 import pytest
 
-from push import marks as marks_module
+from push import backoff as backoff_module
 from push.keys import parse_event_id, user_keys
 from push.marks import MARK_CHUNK, DeliveredMarks
 from push.redis_server import RedisServer
@@ -81,7 +81,7 @@ def test_a_user_is_marked_at_its_newest_entry_never_back(store: Store, r) -> Non
 
 
 def test_marks_wait_while_redis_is_away_and_go_when_it_is_back(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(marks_module, "RETRY_CAP_S", 0.2)
+    monkeypatch.setattr(backoff_module, "RETRY_CAP_S", 0.2)
     server = RedisServer(tmp_path / "redis").start()
     store = CountingStore(server.url, pool_size=2, block_s=1)
     marks = DeliveredMarks(store, ttl_s=60)
