@@ -19,6 +19,7 @@ from redis.exceptions import AskError, ClusterError, RedisClusterException, TryA
 from redis.sentinel import Sentinel, SentinelManagedConnection
 
 from push.redis_cluster import cluster_client, parse_host_ports
+from push.redis_parser import cooperative_parser
 
 SENTINEL_SCHEME = "redis+sentinel://"
 #: Seconds to wait for a sentinel's answer about the primary's address.
@@ -113,6 +114,9 @@ def redis_client(
             wait_for_connection_s=wait_for_connection_s,
             **{key: value for key, value in options.items() if key != "max_connections"},
         )
+    # (Not on a cluster: RedisCluster passes no parser_class on to its nodes' pools.)
+    if cooperative_parser() is not None:
+        options["parser_class"] = cooperative_parser()
     if url.startswith(SENTINEL_SCHEME):
         parsed = parse_sentinel_url(url)
         return _sentinel(parsed).master_for(
