@@ -42,6 +42,8 @@ class Admission:
     cursor: str
     #: This connection's presence lease.
     connection_id: str
+    #: Whether the history held nothing after `cursor` when the stream was admitted.
+    caught_up: bool = False
 
 
 def requested_cursor(request: Request) -> str | None:
@@ -70,19 +72,23 @@ def admit(request: Request) -> Admission:
         user_id = identify(request)
         keys = user_keys(user_id, config["PUSH_MAILBOX_KEY"])
         connection_id = new_connection_id()
-        joined, count, mark = presence.join(keys, connection_id)
-        if not joined:
+        joined = presence.join(keys, connection_id)
+        if not joined.joined:
             raise Refusal(
                 429,
                 "too_many_connections",
-                f"this user has {count} open connections, the most PUSH_MAX_CONNECTIONS_PER_USER "
-                "allows",
+                f"this user has {joined.count} open connections, the most "
+                "PUSH_MAX_CONNECTIONS_PER_USER allows",
                 {"Retry-After": str(LIMIT_RETRY_AFTER_S)},
             )
     except REDIS_UNAVAILABLE as error:
         REDIS_ERRORS.labels("admission").inc()
         raise Unavailable("redis is unavailable") from error
-    g.admission = Admission(user_id, keys, cursor or mark or START_OF_HISTORY, connection_id)
+    start = cursor or joined.mark or START_OF_HISTORY
+    caught_up = joined.caught_up and (
+        joined.mark is None or parse_event_id(start) >= parse_event_id(joined.mark)
+    )
+    g.admission = Admission(user_id, keys, start, connection_id, caught_up)
     return g.admission
 
 

@@ -86,6 +86,17 @@ class UserChannel:
         self._heartbeats = get_hub().loop.timer(settings.heartbeat_s, settings.heartbeat_s)
         self._heartbeats.start(self._heartbeat)
 
+    def has_nothing_after(self, connection: Connection) -> bool:
+        """Whether the channel has offered its connections nothing newer than `connection`'s
+        cursor and is not reading: then a connection whose cursor was the history's newest
+        entry at admission still has everything."""
+        if self._pumping is not None:
+            return False
+        return all(
+            not other.closed and not other.behind and other.cursor_key <= connection.cursor_key
+            for other in self.connections
+        )
+
     def wake(self) -> None:
         """Let the pump read the history."""
         self._woken = True
@@ -242,10 +253,17 @@ class Hub:
             for connection in list(channel.connections):
                 connection.close(SERVICE_RESTART)
 
-    def attach(self, connection: Connection) -> UserChannel:
-        """Register a connection; starts the user's channel if it is the first here."""
+    def attach(self, connection: Connection, caught_up: bool = False) -> UserChannel:
+        """Register a connection; starts the user's channel if it is the first here.
+
+        The connection gets a read of the history unless it is `caught_up` (the history
+        held nothing after its cursor when it was admitted) and the user's channel was
+        already here and has handed out nothing newer since: then the wakes and the
+        mover's entries that follow reach it like the others. A new channel always reads:
+        a wake published before its subscription took effect is lost."""
         self._ensure_started()
         channel = self.users.get(connection.user_id)
+        up_to_date = caught_up and channel is not None and channel.has_nothing_after(connection)
         if channel is None:
             keys = user_keys(connection.user_id, self.settings.mailbox_template)
             channel = UserChannel(keys, self.store, self.settings, self.worker_id, self.marks)
@@ -255,7 +273,8 @@ class Hub:
             self._set_subscription(connection.user_id, keys.wake)
         channel.connections.add(connection)
         connection.on_drained = channel.wake
-        channel.wake()
+        if not up_to_date:
+            channel.wake()
         return channel
 
     def detach(self, connection: Connection) -> None:

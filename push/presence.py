@@ -31,6 +31,19 @@ def new_connection_id() -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Joined:
+    """What a join found: whether it was let in, and where the user's delivery stands."""
+
+    joined: bool
+    #: The user's connections now (with this one, if joined).
+    count: int
+    #: The user's delivered mark: the newest event written to any of its connections.
+    mark: str | None
+    #: Whether the history held nothing after the mark at the join.
+    caught_up: bool
+
+
+@dataclass(frozen=True, slots=True)
 class PresenceCount:
     connections: int
     last_seen: datetime | None
@@ -55,14 +68,13 @@ class Presence:
     def renew_every_s(self) -> float:
         return self.lease_ms / 3000
 
-    def join(self, keys: UserKeys, connection_id: str) -> tuple[bool, int, str | None]:
-        """(joined, connections now, the user's delivered mark), in one round trip; not
-        joined when the user is at the limit."""
-        joined, count, mark = self._join(
+    def join(self, keys: UserKeys, connection_id: str) -> Joined:
+        """Join in one round trip; not joined when the user is at the limit."""
+        joined, count, mark, *caught_up = self._join(
             keys=[keys.presence, keys.state],
             args=[connection_id, self.lease_ms, self.limit, self.ttl_s],
         )
-        return bool(joined), int(count), mark.decode() if mark else None
+        return Joined(bool(joined), int(count), mark.decode() if mark else None, caught_up == [1])
 
     def leave(self, keys: UserKeys, connection_id: str) -> None:
         self._leave(keys=[keys.presence, keys.state], args=[connection_id, self.ttl_s])

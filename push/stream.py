@@ -82,7 +82,7 @@ def stream() -> Response:
     connection = Connection(
         admission.connection_id, admission.user_id, "sse", admission.cursor, settings.outbox_max
     )
-    channel = hub.attach(connection)
+    channel = hub.attach(connection, admission.caught_up)
     watcher = watch_for_hangup(request.environ, lambda: connection.close(CLIENT_LEFT))
     sock = client_socket(request.environ)
     if sock is not None:

@@ -226,7 +226,7 @@ def serve(ws: Server) -> None:
     connection = Connection(
         admission.connection_id, admission.user_id, "ws", admission.cursor, settings.outbox_max
     )
-    channel = hub.attach(connection)
+    channel = hub.attach(connection, admission.caught_up)
     connection.abort = lambda: cut(ws.sock.raw)
     frames = ClientFrames(ws, connection, channel.acknowledged)
     ws.event.on_set = frames

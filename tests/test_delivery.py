@@ -237,6 +237,37 @@ def test_without_cursor_a_connection_starts_after_the_delivered_mark(base_url, r
         assert [frame["data"] for frame in ws_frames(ws, 1)] == ["unseen"]
 
 
+@pytest.mark.parametrize("backend", ["redis"])
+def test_tabs_that_open_where_delivery_stands_do_not_read_the_history(base_url, r, user_id):
+    """A tab without a cursor, opened when the history holds nothing after the delivered
+    mark, on a worker that already has the user's channel, is handed what comes next like
+    the others: no history read of its own (a worker's first tab of a user still reads)."""
+    state = user_keys(user_id, MAILBOX).state
+    tabs = [open_sse(base_url, {"user_id": user_id})]
+    try:
+        tabs[0].wait_for_comment("connected")
+        r.lpush(mailbox(user_id), "before")
+        seen = tabs[0].next_event()
+        wait_until(lambda: r.hget(state, "delivered_id") == seen.id, what="the delivered mark")
+        reads_before = history_reads(r)
+        for _ in range(10):
+            tabs.append(open_sse(base_url, {"user_id": user_id}))
+            tabs[-1].wait_for_comment("connected")
+        reads = history_reads(r) - reads_before
+        r.lpush(mailbox(user_id), "after")
+        assert [tab.next_event().data for tab in tabs] == ["after"] * len(tabs)
+    finally:
+        for tab in tabs:
+            tab.close()
+    # The other worker's first tab reads once; each channel re-reads every 4 heartbeats.
+    assert reads <= 4, f"{reads} history reads for 10 tabs that had everything"
+
+
+def history_reads(r: redis.Redis) -> int:
+    """XRANGE calls so far (the scripts do not use it): the service's history reads."""
+    return r.info("commandstats").get("cmdstat_xrange", {}).get("calls", 0)
+
+
 def test_a_message_moved_but_never_written_reaches_the_next_connection(base_url, r, store, user_id):
     """The mover put it in the history, then the only tab went away before it was written."""
     from push.config import DeliverySettings, load_config

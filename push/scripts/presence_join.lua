@@ -3,7 +3,8 @@
 -- KEYS: presence (sorted set: connection id -> lease expiry, ms), state
 -- ARGV: connection id, lease ms, max connections per user, state ttl seconds
 -- Returns {1 joined / 0 refused, connections counted (with this one if joined), the
---          user's delivered mark (false if none): where a stream without a cursor starts}.
+--          user's delivered mark (false if none): where a stream without a cursor starts,
+--          1 if the mark is the history's newest entry (or the history is empty) else 0}.
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
 local lease = tonumber(ARGV[2])
@@ -14,4 +15,6 @@ redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], lease)
 redis.call('HSET', KEYS[2], 'last_seen', now)
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
-return {1, count + 1, redis.call('HGET', KEYS[2], 'delivered_id')}
+local state = redis.call('HMGET', KEYS[2], 'delivered_id', 'delivered_n', 'seq')
+local caught_up = (tonumber(state[2]) or 0) == (tonumber(state[3]) or 0) and 1 or 0
+return {1, count + 1, state[1], caught_up}
