@@ -1,29 +1,28 @@
 """Entries encoded once for all the tabs that get them.
 
-A user's entry goes to each of its tabs, which share the transport's encoding of it
-(an SSE event, a WebSocket frame: neither depends on the connection), so each
-transport keeps the encodings of its most recent entries. Large entries are encoded
-per tab rather than kept.
+A user's entry goes to each of its local tabs as one Entry object, and the tabs share
+the transport's encoding of it (an SSE event, a WebSocket frame: neither depends on
+the connection). The first tab to write an entry encodes it and keeps the bytes on
+the entry; they go when the entry goes, once every tab has written it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
 
 from push.store import Entry
 
-#: Entries whose encoding is kept, per transport: enough for the writes of one wake.
-ENTRIES_KEPT = 1024
-#: Entries with a longer payload are not kept (the cache stays under a few MB).
-KEPT_CHARS_MAX = 2048
-
 
 def once_per_entry(encode: Callable[[Entry], bytes]) -> Callable[[Entry], bytes]:
-    """`encode`, remembering its answers for recent entries of up to KEPT_CHARS_MAX."""
-    kept = lru_cache(maxsize=ENTRIES_KEPT)(encode)
+    """`encode`, run once per entry: its answer is kept on the entry."""
 
     def encoded(entry: Entry) -> bytes:
-        return kept(entry) if len(entry.data) <= KEPT_CHARS_MAX else encode(entry)
+        kept = entry.encoded
+        if kept is None:
+            kept = entry.encoded = {}
+        value = kept.get(encode)
+        if value is None:
+            value = kept[encode] = encode(entry)
+        return value
 
     return encoded

@@ -46,6 +46,13 @@ def parse_event_id(event_id: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def history_key(event_id: str) -> tuple[int, int]:
+    """parse_event_id for an id Redis gave the history (no need to check it): the
+    delivery path parses one per entry."""
+    ms, _, sequence = event_id.partition("-")
+    return int(ms), int(sequence)
+
+
 @dataclass(frozen=True, slots=True)
 class UserKeys:
     """The Redis keys and the wake channel of one user."""

@@ -29,7 +29,10 @@ def encode_event(data: str, event_id: str | None = None, event: str | None = Non
         head += _field("event", event)
     if event_id is not None:
         head += _field("id", event_id)
-    body = "".join(f"data: {line}\n" for line in _LINE_BREAK.split(data))
+    if "\n" in data or "\r" in data:
+        body = "".join(f"data: {line}\n" for line in _LINE_BREAK.split(data))
+    else:
+        body = f"data: {data}\n"
     return (head + body + "\n").encode()
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -23,7 +23,7 @@ from redis.commands.core import Script
 from redis.connection import AbstractConnection
 from redis.exceptions import NoScriptError
 
-from push.keys import UserKeys, parse_event_id
+from push.keys import UserKeys, history_key
 from push.redis_clients import queue_script, redis_client
 from push.redis_cluster import dedicated_connection_kwargs, node_client, primary_for
 from push.wakes import ChannelWakes, ShardedWakes, WakeSubscriber
@@ -63,14 +63,25 @@ def script(client: redis.Redis, name: str) -> Script:
     return Script(client, load_script(name).encode())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Entry:
-    """One message in a user's history, ready to frame for any transport."""
+    """One message in a user's history, ready to frame for any transport.
+
+    One Entry object goes to all the local tabs that get it, and keeps its encodings
+    for them (push/encoding.py). Not frozen: a frozen dataclass sets each field through
+    object.__setattr__, and the delivery path makes one Entry per message."""
 
     id: str
     key: tuple[int, int]
     n: int
     data: str
+    #: The transports' encodings of this entry, made by the first tab that writes it.
+    encoded: dict | None = field(default=None, compare=False, repr=False)
+
+
+def history_entry(event_id: str, n: int, data: str) -> Entry:
+    """An entry as the history holds it (Redis gave the id: parsed without checks)."""
+    return Entry(event_id, history_key(event_id), n, data)
 
 
 def drain_result(raw: list) -> DrainResult:
@@ -84,10 +95,7 @@ def drain_result(raw: list) -> DrainResult:
         last_id=last_id.decode() if last_id else None,
         dead_reasons=[reason.decode() for reason in reasons],
         previous_id=previous.decode() if previous else None,
-        entries=[
-            Entry(id=raw_id.decode(), key=parse_event_id(raw_id.decode()), n=n, data=d.decode())
-            for raw_id, n, d in added
-        ],
+        entries=[history_entry(raw_id.decode(), n, data.decode()) for raw_id, n, data in added],
     )
 
 
@@ -102,7 +110,7 @@ def carried_entries(carried: bytes) -> tuple[str, list[Entry]]:
     """The id before a wake's entries ("" if the history was empty) and the entries
     (ValueError if they are not what drain.lua writes)."""
     previous_id, added = json.loads(carried)
-    return previous_id, [Entry(id=id, key=parse_event_id(id), n=n, data=d) for id, n, d in added]
+    return previous_id, [history_entry(event_id, n, data) for event_id, n, data in added]
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,15 +363,7 @@ class Store:
             raw_entries, trimmed = pipe.execute()
         entries = []
         for raw_id, fields in raw_entries:
-            event_id = raw_id.decode()
-            entries.append(
-                Entry(
-                    id=event_id,
-                    key=parse_event_id(event_id),
-                    n=int(fields[b"n"]),
-                    data=fields[b"d"].decode(),
-                )
-            )
+            entries.append(history_entry(raw_id.decode(), int(fields[b"n"]), fields[b"d"].decode()))
         return entries, trimmed.decode() if trimmed else None
 
     def push(self, keys: UserKeys, payload: str | bytes) -> int:

@@ -6,7 +6,6 @@ import json
 
 from wsproto.frame_protocol import FrameProtocol
 
-from push.encoding import KEPT_CHARS_MAX
 from push.keys import parse_event_id
 from push.store import Entry
 from push.stream import entry_event
@@ -25,10 +24,16 @@ def test_a_small_entry_is_encoded_once_per_transport():
     assert entry_event(small) == b"id: 1700000000001-0\ndata: a like\n\n"
 
 
-def test_a_large_entry_is_encoded_for_each_tab_and_not_kept():
-    large = entry("x" * (KEPT_CHARS_MAX + 1), n=2)
-    assert entry_frame(large) == entry_frame(large)
-    assert entry_frame(large) is not entry_frame(large)
+def test_the_encodings_are_kept_on_the_entry_and_go_with_it():
+    """Nothing is kept process-wide: another Entry object (another read of the same
+    message) is encoded afresh, to the same bytes."""
+    first = entry("x" * 100_000, n=2)
+    again = entry("x" * 100_000, n=2)
+    assert entry_event(first) is entry_event(first)
+    assert entry_frame(first) is entry_frame(first)
+    assert len(first.encoded) == 2  # one per transport
+    assert entry_event(again) == entry_event(first)
+    assert entry_event(again) is not entry_event(first)
 
 
 def test_the_shared_frame_is_a_whole_unmasked_text_frame():

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sseclient import SSEClient
 
-from push.keys import InvalidUserId, user_keys, validate_user_id
+from push.keys import InvalidUserId, history_key, parse_event_id, user_keys, validate_user_id
 from push.sse import encode_event
 
 EVENT_IDS = st.builds(lambda ms, seq: f"{ms}-{seq}", st.integers(0, 2**63), st.integers(0, 2**63))
@@ -25,6 +25,11 @@ def test_any_text_round_trips_through_our_framing_and_a_standard_parser(payloads
     # SSE's one change to a payload: every line break arrives as \n.
     assert [event.data for event in events] == [re.sub(r"\r\n|\r", "\n", p) for p in payloads]
     assert [event.id for event in events] == ids[: len(payloads)]
+
+
+@given(EVENT_IDS)
+def test_the_delivery_paths_id_parser_agrees_with_the_checked_one(event_id):
+    assert history_key(event_id) == parse_event_id(event_id)
 
 
 @given(st.text(max_size=80))
