@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 #: While the window is full the mover re-checks this often even without a local signal
 #: (a connection on another worker may have advanced the delivered mark).
 WINDOW_RECHECK_S = 1.0
-#: The next wait drains in the same round trip (see Mover._step) when mail is sparse: the
+#: The next wait drains in the same round trip (see Mover._next_drain) when mail is sparse: the
 #: last drain moved one message at most (there was nothing to batch), or the last wait
 #: blocked longer than this. Measured (bench, throughput run): with the time alone at
 #: 0.2 s, users under load with gaps of a few hundred ms counted as sparse, and their
@@ -131,7 +131,7 @@ class Mover:
         self.room_freed = Event()
         self.lease_free = Event()
         self._suspect: tuple[str, float] | None = None
-        #: Whether the last wait for mail blocked longer than SPARSE_WAIT_S.
+        #: Whether mail is sparse: the next wait drains in its own round trip (_next_drain).
         self._mail_sparse = True
         #: The lease's holder when we last asked (None: us, nobody, or not asked yet).
         self.holder: str | None = None
@@ -218,7 +218,11 @@ class Mover:
                     if self.store.mover_lease(self.keys, self.id, "check") is not True:
                         return
                     checked = time.monotonic()
-                result = self._step(connection, result)
+                if result.moved:
+                    self.on_moved(result)
+                more, room = result.more, result.room
+                del result  # handed on: its entries must not wait here through a long BLMOVE
+                result = self._next_drain(connection, more, room)
         finally:
             connection.disconnect()
 
@@ -234,19 +238,17 @@ class Mover:
     def _drain(self) -> DrainResult:
         return counted(self.store.drain(self.keys, self.limits), self.keys)
 
-    def _step(self, connection: AbstractConnection, result: DrainResult) -> DrainResult:
-        """Hand a drain's entries on, then drain again: at once while more waits and the
-        window has room, once it has room, or when mail arrives (blocked in Redis).
+    def _next_drain(self, connection: AbstractConnection, more: bool, room: int) -> DrainResult:
+        """Drain again: at once while more waits (`more`) and the window has `room`, once
+        it has room, or when mail arrives (blocked in Redis).
 
         Sparse mail (the last drain moved one message at most, or the last wait blocked a
         while) is drained in the same round trip as the BLMOVE that waited for it: the lowest
         latency. Dense mail is drained a round trip later, which lets a bigger batch gather
         (fewer drains, wakes and writes per message)."""
-        if result.moved:
-            self.on_moved(result)
-        if result.more and result.room > 0:
+        if more and room > 0:
             return self._drain()
-        if result.more:
+        if more:
             self.room_freed.wait(WINDOW_RECHECK_S)
             self.room_freed.clear()
             return self._drain()

@@ -19,10 +19,11 @@ from gevent import monkey
 from gevent.socket import wait_read
 from redis._parsers import _HiredisParser
 from redis.exceptions import ConnectionError
+from redis.utils import HIREDIS_AVAILABLE
 
 #: The operating system's poll, untouched by gevent: with a zero timeout it never blocks.
 _native_poll = monkey.get_original("select", "poll")
-_READABLE = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
+_READABLE = select.POLLIN | select.POLLERR | select.POLLHUP
 _CLOSED = "Connection closed by server."
 
 
@@ -50,16 +51,25 @@ class CooperativeHiredisParser(_HiredisParser):
                 wait_read(sock.fileno(), timeout)
             except TimeoutError:
                 return False
-        # Readable: data, or the server's close (EOF peeks as b"").
-        try:
-            if sock.recv(1, socket.MSG_PEEK) == b"":
+            # Other greenlets ran meanwhile: the connection may have been closed or opened
+            # again (the descriptor reused), or the data read. Look again, without yielding,
+            # so the peek below never waits.
+            sock = self._sock
+            if sock is None or not self._reader:
                 raise ConnectionError(_CLOSED)
-        except BlockingIOError:
-            return False
+            if self._reader.has_data():
+                return True
+            if not _ready_now(sock):
+                return False
+        # Readable: data, or the server's close (EOF peeks as b"").
+        if sock.recv(1, socket.MSG_PEEK) == b"":
+            raise ConnectionError(_CLOSED)
         return True
 
 
 def cooperative_parser() -> type[_HiredisParser] | None:
-    """The parser class for this process: ours under gevent's monkey-patching, else None
-    (redis-py's default: the CLI and the tests' own clients run without gevent)."""
-    return CooperativeHiredisParser if monkey.is_module_patched("select") else None
+    """The parser class for this process: ours under gevent's monkey-patching (with hiredis),
+    else None: redis-py's default (the CLI and the tests' own clients run without gevent)."""
+    if HIREDIS_AVAILABLE and monkey.is_module_patched("select"):
+        return CooperativeHiredisParser
+    return None

@@ -31,13 +31,15 @@ from gevent import get_hub
 GC_THRESHOLDS = (50_000, 20, 10)
 
 
-@functools.lru_cache(maxsize=64)
 def is_ip_address(host: object) -> bool:
     """Whether `host` (as given to getaddrinfo) is an IPv4 or IPv6 address, not a name."""
     if isinstance(host, bytes):
         host = host.decode("ascii", "replace")
-    if not isinstance(host, str):
-        return False
+    return isinstance(host, str) and _is_ip_address(host)
+
+
+@functools.lru_cache(maxsize=64)
+def _is_ip_address(host: str) -> bool:
     try:
         ipaddress.ip_address(host.partition("%")[0])  # fe80::1%eth0: a scoped IPv6
     except ValueError:

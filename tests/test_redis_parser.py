@@ -82,9 +82,9 @@ def test_a_connection_the_server_closed_is_refused(connection, redis_server):
     wait_until(refused, what="the closed connection to be refused")
 
 
-def test_under_gevent_the_service_client_checks_without_switching_greenlets(redis_server):
-    """redis-py's own check, under gevent, starts a Timeout and runs the hub (thousands of
-    switches of a busy greenlet per pooled command here); the service's client makes none."""
+@pytest.fixture(scope="module")
+def under_gevent(redis_server) -> dict:
+    """tests/gevent_readiness.py's figures, from a gevent-patched process."""
     result = subprocess.run(
         [sys.executable, str(SCRIPT), redis_server.url, "200"],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
@@ -93,6 +93,23 @@ def test_under_gevent_the_service_client_checks_without_switching_greenlets(redi
         timeout=60,
         check=True,
     )
-    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_under_gevent_the_service_client_checks_without_switching_greenlets(under_gevent):
+    """redis-py's own check, under gevent, starts a Timeout and runs the hub (thousands of
+    switches of a busy greenlet per pooled command here); the service's client makes none."""
+    measured = under_gevent
     assert measured["parser"] == "CooperativeHiredisParser"
     assert measured["switches_per_command"] == 0
+
+
+def test_under_gevent_a_timed_wait_lets_other_greenlets_run_and_sees_the_server_close(
+    under_gevent,
+):
+    measured = under_gevent
+    idle = measured["idle_wait"]
+    assert idle["answer"] is False
+    assert idle["seconds"] >= 0.29  # the whole timeout (0.3 s), not a quick False
+    assert idle["others_ran"] is True  # a wait, not a blocked worker
+    assert measured["closed_during_wait"] == "ConnectionError"

@@ -46,6 +46,7 @@ LOOKUPS = textwrap.dedent(
         ("redis.internal", False),
         ("", False),
         (None, False),
+        (bytearray(b"127.0.0.1"), False),  # not a type getaddrinfo takes
     ],
 )
 def test_is_ip_address(host, expected):
