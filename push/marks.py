@@ -45,9 +45,7 @@ class DeliveredMarks:
 
     def note(self, keys: UserKeys, entry: Entry, on_marked: Callable[[], None]) -> None:
         """`entry` of `keys` is on a socket: mark it delivered soon, then call `on_marked`."""
-        current = self._pending.get(keys)
-        if current is None or entry.key > current[0].key:
-            self._pending[keys] = (entry, on_marked)
+        self._keep_newest(keys, entry, on_marked)
         if not self._flushing:
             self._flushing = True
             gevent.spawn(self._flush_while_pending)
@@ -88,6 +86,9 @@ class DeliveredMarks:
     def _put_back(self, items: list[tuple[UserKeys, tuple[Entry, Callable[[], None]]]]) -> None:
         """Marks that did not go wait for the next flush, unless a newer one came meanwhile."""
         for keys, (entry, on_marked) in items:
-            current = self._pending.get(keys)
-            if current is None or entry.key > current[0].key:
-                self._pending[keys] = (entry, on_marked)
+            self._keep_newest(keys, entry, on_marked)
+
+    def _keep_newest(self, keys: UserKeys, entry: Entry, on_marked: Callable[[], None]) -> None:
+        current = self._pending.get(keys)
+        if current is None or entry.key > current[0].key:
+            self._pending[keys] = (entry, on_marked)

@@ -115,8 +115,8 @@ def redis_client(
             **{key: value for key, value in options.items() if key != "max_connections"},
         )
     # (Not on a cluster: RedisCluster passes no parser_class on to its nodes' pools.)
-    if cooperative_parser() is not None:
-        options["parser_class"] = cooperative_parser()
+    if (parser_class := cooperative_parser()) is not None:
+        options["parser_class"] = parser_class
     if url.startswith(SENTINEL_SCHEME):
         parsed = parse_sentinel_url(url)
         return _sentinel(parsed).master_for(

@@ -1,7 +1,9 @@
-"""Real processes for the end-to-end tests: gunicorn with the gevent worker."""
+"""Real processes for the end-to-end tests: gunicorn with the gevent worker, and scripts
+that must run in a process of their own (under gevent's monkey-patching)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +18,20 @@ from push.redis_server import free_port
 ROOT = Path(__file__).resolve().parent.parent
 #: Seconds gunicorn gets to start answering.
 START_TIMEOUT_S = 30.0
+
+
+def run_for_json(args: list[str], timeout: float = 60, **env: str) -> dict:
+    """Run `python *args` in a process of its own, this checkout importable and `env` added
+    to this process's environment; return the JSON object its last line printed."""
+    result = subprocess.run(
+        [sys.executable, *args],
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def service_env(redis_url: str, **settings: str) -> dict[str, str]:

@@ -6,15 +6,13 @@ import json
 
 from wsproto.frame_protocol import FrameProtocol
 
-from push.keys import parse_event_id
-from push.store import Entry
+from push.store import Entry, history_entry
 from push.stream import entry_event
 from push.ws import entry_frame
 
 
 def entry(data: str, n: int = 1) -> Entry:
-    event_id = f"{1_700_000_000_000 + n}-0"
-    return Entry(id=event_id, key=parse_event_id(event_id), n=n, data=data)
+    return history_entry(f"{1_700_000_000_000 + n}-0", n, data)
 
 
 def test_a_small_entry_is_encoded_once_per_transport():

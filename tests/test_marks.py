@@ -9,10 +9,10 @@ import gevent
 import pytest
 
 from push import backoff as backoff_module
-from push.keys import parse_event_id, user_keys
+from push.keys import user_keys
 from push.marks import MARK_CHUNK, DeliveredMarks
 from push.redis_server import RedisServer
-from push.store import Entry, Store
+from push.store import Entry, Store, history_entry
 
 MAILBOX = "user_{user_id}_messages"
 
@@ -23,8 +23,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 def entry(n: int) -> Entry:
-    event_id = f"{1_700_000_000_000 + n}-0"
-    return Entry(id=event_id, key=parse_event_id(event_id), n=n, data=f"m{n}")
+    return history_entry(f"{1_700_000_000_000 + n}-0", n, f"m{n}")
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:

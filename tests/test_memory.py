@@ -4,13 +4,10 @@ and a user's channel must be freed by reference counting when they end."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from servers import run_for_json
 
 SCRIPT = Path(__file__).parent / "cyclic_garbage.py"
 STREAMS = 100
@@ -24,15 +21,10 @@ MOST_PER_STREAM = {"sse": 20, "ws": 50}
 @pytest.fixture(scope="module", params=["sse", "ws"])
 def measured(redis_server, request) -> dict:
     """What STREAMS streams of one transport held while open and left in cycles."""
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), request.param, str(STREAMS)],
-        env={**os.environ, "REDIS_URL": redis_server.url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
+    measured = run_for_json(
+        [str(SCRIPT), request.param, str(STREAMS)], timeout=120, REDIS_URL=redis_server.url
     )
-    return {"transport": request.param, **json.loads(result.stdout.strip().splitlines()[-1])}
+    return {"transport": request.param, **measured}
 
 
 def test_a_closed_stream_leaves_little_for_the_garbage_collector(measured):

@@ -4,16 +4,13 @@ no greenlet switch for a zero-timeout check."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import redis
 from clients import wait_until
+from servers import run_for_json
 
 from push.redis_parser import CooperativeHiredisParser
 
@@ -85,15 +82,7 @@ def test_a_connection_the_server_closed_is_refused(connection, redis_server):
 @pytest.fixture(scope="module")
 def under_gevent(redis_server) -> dict:
     """tests/gevent_readiness.py's figures, from a gevent-patched process."""
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), redis_server.url, "200"],
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_for_json([str(SCRIPT), redis_server.url, "200"])
 
 
 def test_under_gevent_the_service_client_checks_without_switching_greenlets(under_gevent):

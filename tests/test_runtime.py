@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+from servers import run_for_json
 
 from push.runtime import is_ip_address
-
-ROOT = Path(__file__).parent.parent
 
 #: Opens a connection to Redis by its IP address in a gevent-patched process, tuned as a
 #: worker is; prints whether gevent's thread pool (where its resolver sends lookups) was
@@ -54,15 +48,7 @@ def test_is_ip_address(host, expected):
 
 
 def lookups(redis_server, mode: str) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-c", LOOKUPS, str(redis_server.port), mode],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_for_json(["-c", LOOKUPS, str(redis_server.port), mode])
 
 
 def test_a_worker_connects_to_an_ip_address_without_gevents_thread_pool(redis_server):
