@@ -64,8 +64,9 @@ SERVICE_SETTINGS = {
 }
 MAILBOX_TEMPLATE = "user_{user_id}_messages"
 #: Redis connections an idle worker may keep: its pool (PUSH_REDIS_POOL_SIZE, 50), its
-#: pub/sub connection, /readyz's client (4) and a little slack; movers must be gone.
-IDLE_REDIS_FDS_MAX = 50 + 1 + 4 + 4
+#: pub/sub connection, its mailbox watcher's, /readyz's client (4) and a little slack;
+#: blocking movers must be gone.
+IDLE_REDIS_FDS_MAX = 50 + 1 + 1 + 4 + 4
 #: Seconds the workers get to return to their idle baseline once the clients are gone.
 BASELINE_TIMEOUT_S = 30.0
 #: Seconds gunicorn gets to replace a killed worker.
@@ -76,6 +77,8 @@ REPLACE_TIMEOUT_S = 30.0
 class ChaosConfig:
     name: str = "full"
     fsync: str = "always"
+    #: PUSH_MAILBOX_WATCH: notify (the per-worker mailbox watcher) or block.
+    watch: str = "notify"
     users: int = 100
     clients_per_user: int = 3
     messages: int = 50_000
@@ -420,7 +423,12 @@ def run_chaos(config: ChaosConfig, workdir: Path, say=print) -> ChaosResult:
     try:
         watch = "c000,c001"
         service = Service(
-            workdir, redis_server.url, config.workers, CHAOS_WATCH_USERS=watch, **SERVICE_SETTINGS
+            workdir,
+            redis_server.url,
+            config.workers,
+            CHAOS_WATCH_USERS=watch,
+            PUSH_MAILBOX_WATCH=config.watch,
+            **SERVICE_SETTINGS,
         ).start()
         result.baseline = warm_up(service, redis_server.port)
         mark = _phase(result, "start and warm up", started)
@@ -431,7 +439,7 @@ def run_chaos(config: ChaosConfig, workdir: Path, say=print) -> ChaosResult:
         if not ok:
             raise AssertionError(f"the clients did not all connect: {status}")
         mark = _phase(result, "connect the clients", mark)
-        say(f"[{config.name}/{config.fsync}] {clients} clients connected; producing")
+        say(f"[{config.name}/{config.fsync}/{config.watch}] {clients} clients connected; producing")
         t0 = time.time() + 1.0
         users = config.user_ids()
         pads = {u: config.pad for u in users} | dict.fromkeys(plan_fat(plan), config.fat_pad)
@@ -443,7 +451,10 @@ def run_chaos(config: ChaosConfig, workdir: Path, say=print) -> ChaosResult:
         runner.run(result.faults, t0, until=t0 + config.produce_s)
         producer.join(timeout=config.produce_s + 120)
         mark = _phase(result, "produce under faults", mark)
-        say(f"[{config.name}/{config.fsync}] produced; waiting for every client to catch up")
+        say(
+            f"[{config.name}/{config.fsync}/{config.watch}] produced; "
+            "waiting for every client to catch up"
+        )
         outcome = load.ask(
             ("finish", producer.result.expected_per_user(users), config.settle_s),
             config.settle_s + 120,

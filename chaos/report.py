@@ -97,10 +97,15 @@ def _faults_text(run: ChaosResult) -> str:
     )
 
 
+def _label(config) -> str:
+    """A run's name in the tables: its fsync setting and how its workers watch mailboxes."""
+    return f"`appendfsync {config.fsync}`, `PUSH_MAILBOX_WATCH={config.watch}`"
+
+
 def _row(run: ChaosResult) -> str:
     c, d = run.config, run.delivery
     if not d:
-        return f"| `appendfsync {c.fsync}` | (run failed: {'; '.join(run.errors)}) |" + " |" * 9
+        return f"| {_label(c)} | (run failed: {'; '.join(run.errors)}) |" + " |" * 9
     dups = d["dup_ids_across_reconnects"]
     lost = f"**{d['lost']}**" if d["lost"] else "0"
     if d["lost"]:
@@ -112,7 +117,7 @@ def _row(run: ChaosResult) -> str:
     leaks = "none" if run.after.get("ok") else "**yes**"
     wedged = "none" if not run.workers.get("wedged") else f"**{run.workers['wedged']}**"
     return (
-        f"| `appendfsync {c.fsync}` | {_faults_text(run)} | {run.producer.get('acked', 0):,} "
+        f"| {_label(c)} | {_faults_text(run)} | {run.producer.get('acked', 0):,} "
         f"to {c.users} users ({d['deliveries_expected']:,} deliveries to "
         f"{c.users * c.clients_per_user} + {c.slow} clients) | {lost} | {to_kill} "
         f"| {d['reordered']} | {dups} by id; {d['dup_seqs']} by payload (producer retries) "
@@ -134,7 +139,7 @@ def _browser_row(b: BrowserResult) -> str:
 
 
 def _verdict(runs: list[ChaosResult], browser: BrowserResult | None) -> list[str]:
-    problems = [f"`{r.config.fsync}`: {p}" for r in runs for p in r.problems()]
+    problems = [f"{_label(r.config)}: {p}" for r in runs for p in r.problems()]
     if browser is not None and not browser.ok:
         problems.append(f"browser: {browser}")
     if not problems:
@@ -145,7 +150,7 @@ def _verdict(runs: list[ChaosResult], browser: BrowserResult | None) -> list[str
 def _details(run: ChaosResult) -> list[str]:
     c, d = run.config, run.delivery
     lines = [
-        f"## `appendfsync {c.fsync}` in detail",
+        f"## {_label(c)} in detail",
         "",
         f"- {c.messages:,} messages at {c.rate:.0f}/s over {c.produce_s:.0f} s to {c.users} "
         f"users ({c.fat_users} of them with {c.fat_pad}-byte payloads, for the slow "

@@ -1,8 +1,9 @@
-"""`make chaos`: the full chaos run with both `appendfsync` settings, then the browser.
+"""`make chaos`: the full chaos run with both `appendfsync` settings, each with the
+mailbox watcher and with blocking movers, then the browser.
 
-    .venv/bin/python chaos/run.py                 # about 6 minutes on 2 cores
-    .venv/bin/python chaos/run.py --quick         # the short version's sizes, ~1.5 minutes
-    .venv/bin/python chaos/run.py --fsync always --no-browser --keep
+    .venv/bin/python chaos/run.py                 # about 11 minutes on 2 cores
+    .venv/bin/python chaos/run.py --quick         # the short version's sizes, ~3 minutes
+    .venv/bin/python chaos/run.py --fsync always --watch notify --no-browser --keep
 
 Writes chaos/RESULTS.md (or --out) and exits 1 if anything was lost, reordered, leaked or
 wedged. Everything listens on 127.0.0.1; each run's Redis, gunicorn and clients are
@@ -33,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the short version's sizes")
     parser.add_argument("--fsync", choices=["always", "everysec", "both"], default="both")
+    parser.add_argument("--watch", choices=["notify", "block", "both"], default="both")
     parser.add_argument("--messages", type=int, help="messages per run (default 50,000)")
     parser.add_argument("--rate", type=float, help="messages per second (default 600)")
     parser.add_argument("--seed", type=int, help="the fault schedule's seed (default 8)")
@@ -51,7 +53,10 @@ def configs(args: argparse.Namespace) -> list[ChaosConfig]:
     }
     base = dataclasses.replace(base, **changes)
     modes = ["always", "everysec"] if args.fsync == "both" else [args.fsync]
-    return [dataclasses.replace(base, fsync=mode) for mode in modes]
+    watches = ["notify", "block"] if args.watch == "both" else [args.watch]
+    return [
+        dataclasses.replace(base, fsync=mode, watch=watch) for mode in modes for watch in watches
+    ]
 
 
 def one_run(config: ChaosConfig, workdir: Path) -> ChaosResult:
@@ -90,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     top = Path(tempfile.mkdtemp(prefix="push-chaos-"))
     print(f"work directory: {top}", flush=True)
     try:
-        runs = [one_run(c, top / c.fsync) for c in configs(args)]
+        runs = [one_run(c, top / f"{c.fsync}-{c.watch}") for c in configs(args)]
         browser = None
         if not args.no_browser:
             print("[browser] Chromium through worker kills and a gunicorn restart", flush=True)

@@ -41,6 +41,11 @@ DEFAULT_BLOCK_S = 20.0
 DEFAULT_REDIS_POOL_SIZE = 8
 #: Messages moved per Lua call: batching is what makes the mover fast.
 DEFAULT_DRAIN_BATCH = 200
+#: How a worker learns that a mailbox received mail. auto: the per-worker mailbox watcher
+#: (a few Redis connections per worker, whatever the number of users) where Redis can
+#: track keys (Redis >= 6), else a blocked connection per online user.
+DEFAULT_MAILBOX_WATCH = "auto"
+MAILBOX_WATCH_MODES = ("auto", "notify", "block")
 #: HMAC algorithms only: every one is keyed by PUSH_JWT_SECRET, so no HS/RS confusion.
 DEFAULT_JWT_ALGORITHMS = ("HS256",)
 ALLOWED_JWT_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
@@ -191,6 +196,11 @@ SETTINGS: dict[str, tuple[str, Callable[[str, str], Any], Any]] = {
         DEFAULT_REDIS_POOL_SIZE,
     ),
     "PUSH_DRAIN_BATCH": ("PUSH_DRAIN_BATCH", _number(int, 1, 10_000), DEFAULT_DRAIN_BATCH),
+    "PUSH_MAILBOX_WATCH": (
+        "PUSH_MAILBOX_WATCH",
+        _choice(*MAILBOX_WATCH_MODES),
+        DEFAULT_MAILBOX_WATCH,
+    ),
     "PUSH_JWT_SECRET": ("PUSH_JWT_SECRET", _optional_text, None),
     "PUSH_JWT_ALGORITHMS": ("PUSH_JWT_ALGORITHMS", _algorithms, DEFAULT_JWT_ALGORITHMS),
     "PUSH_JWT_AUDIENCE": ("PUSH_JWT_AUDIENCE", _optional_text, None),
@@ -300,6 +310,8 @@ class DeliverySettings:
     drain_batch: int
     retry_ms: int
     reconnect_spread_s: float
+    #: auto, notify or block: see DEFAULT_MAILBOX_WATCH.
+    mailbox_watch: str = DEFAULT_MAILBOX_WATCH
 
     @property
     def window(self) -> int:
@@ -319,4 +331,5 @@ class DeliverySettings:
             drain_batch=config["PUSH_DRAIN_BATCH"],
             retry_ms=config["PUSH_RETRY_MS"],
             reconnect_spread_s=config["PUSH_RECONNECT_SPREAD_S"],
+            mailbox_watch=config["PUSH_MAILBOX_WATCH"],
         )

@@ -1,8 +1,9 @@
 """Per-worker registry of live connections, and the one wake subscriber.
 
 Theory of operation: for each user with a connection in this worker there is a
-`UserChannel` with the mover's greenlet (mailbox -> history, see mailbox.py) and
-the pump, a greenlet that runs only while a read is asked for. The pump reads
+`UserChannel` with the user's drainer (mailbox -> history, see drainers.py: an entry
+in the worker's mailbox watcher, or a blocking mover where Redis cannot track keys)
+and the pump, a greenlet that runs only while a read is asked for. The pump reads
 the history once for all of the user's local connections, from the oldest
 cursor among them, and offers the entries to each; every connection keeps what
 is after its own cursor. The pump runs when woken: by the local mover, by a
@@ -30,14 +31,18 @@ from gevent.lock import Semaphore
 from push.backoff import Backoff
 from push.config import DeliverySettings
 from push.connection import OUTBOX_FULL, SERVICE_RESTART, Connection
+from push.drainers import BlockingDrainer, Drainer, WatchedDrainer
 from push.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
-from push.mailbox import LEASE_FREE, Mover, release_leftovers
+from push.lease import DeathWatch
+from push.mailbox import LEASE_FREE, release_leftovers
 from push.marks import DeliveredMarks
 from push.metrics import ACTIVE_USERS, REDIS_ERRORS
 from push.presence import Presence
 from push.redis_clients import REDIS_UNAVAILABLE
 from push.store import DrainResult, Entry, Store, carried_entries, split_wake
+from push.tracking import TrackingRefused
 from push.wakes import WakeSubscriber
+from push.watcher import MailboxWatcher
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +61,12 @@ RECHECK_HEARTBEATS = 4
 RENEW_CHUNK = 100
 
 
-def _nothing_moved(result: DrainResult) -> None:
-    """A stopped channel's mover reports to no one."""
+def _nothing() -> None:
+    """A stopped channel's drainer is told nothing."""
 
 
 class UserChannel:
-    """The local connections of one user, with that user's mover and pump."""
+    """The local connections of one user, with that user's drainer and pump."""
 
     def __init__(
         self,
@@ -70,14 +75,16 @@ class UserChannel:
         settings: DeliverySettings,
         worker_id: str,
         marks: DeliveredMarks,
+        watcher: MailboxWatcher | None,
     ) -> None:
         self.keys = keys
         self.store = store
         self.marks = marks
         self.settings = settings
+        self.worker_id = worker_id
         self.connections: set[Connection] = set()
-        self._mover = Mover(store, keys, settings, on_moved=self.moved, worker_id=worker_id)
-        self._mover_greenlet: gevent.Greenlet | None = gevent.spawn(self._mover.run)
+        self._drainer: Drainer | None = None
+        self.use_drainer(watcher)
         #: A read of the history is asked for; the pump's greenlet runs only while one is.
         self._woken = False
         self._pumping: gevent.Greenlet | None = None
@@ -146,19 +153,37 @@ class UserChannel:
         if not all(covered):
             self.wake()
 
+    def use_drainer(self, watcher: MailboxWatcher | None) -> None:
+        """Drain through `watcher`, or with a blocking mover of the user's own (None)."""
+        if self._drainer is not None:
+            self._drainer.stop()
+        if watcher is not None:
+            self._drainer = WatchedDrainer(watcher, self.keys, self.moved, self.wake)
+        else:
+            self._drainer = BlockingDrainer(
+                self.store, self.keys, self.settings, self.worker_id, self.moved
+            )
+        self._room_freed = self._drainer.room_freed
+
     def lease_freed(self) -> None:
-        """Another worker's mover for this user stopped: try to take over at once."""
-        self._mover.lease_free.set()
+        """Another worker's drainer for this user stopped: try to take over at once."""
+        if self._drainer is not None:
+            self._drainer.lease_freed()
+
+    def holder_not_alive(self, confirmed: bool) -> None:
+        """The worker that drains this user did not renew its liveness key."""
+        if self._drainer is not None:
+            self._drainer.holder_not_alive(confirmed)
 
     @property
     def lease_holder_worker(self) -> str | None:
-        """The other worker that moves this user's mail, while our mover waits for it."""
-        return self._mover.holder_worker
+        """The other worker that moves this user's mail, while ours waits for it."""
+        return self._drainer.holder_worker if self._drainer is not None else None
 
     def written(self, entry: Entry) -> None:
         """A writer put `entry` on a socket: the user's delivered mark goes to it soon
-        (push/marks.py), and then the mover may move more if the window had filled."""
-        self.marks.note(self.keys, entry, self._mover.room_freed.set)
+        (push/marks.py), and then the drainer may move more if the window had filled."""
+        self.marks.note(self.keys, entry, self._room_freed)
 
     def acknowledged(self, event_id: str) -> None:
         """A client of this user showed `event_id` (a receipt for the producer)."""
@@ -174,13 +199,16 @@ class UserChannel:
         self._stopped = True
         self._heartbeats.stop()
         self._heartbeats.close()
-        gevent.killall([g for g in (self._pumping, self._mover_greenlet) if g], block=True)
+        if self._pumping is not None:
+            self._pumping.kill(block=True)
+        if self._drainer is not None:
+            self._drainer.stop()
         # Break the reference cycles (a killed greenlet keeps its GreenletExit, whose
-        # traceback holds its frames and so this channel; the mover calls back into it):
-        # reference counting then frees a user's objects now, not at the next full
+        # traceback holds its frames and so this channel; the drainer calls back into
+        # it): reference counting then frees a user's objects now, not at the next full
         # garbage collection, which the GC thresholds (push/runtime.py) make rare.
-        self._pumping = self._mover_greenlet = None
-        self._mover.on_moved = _nothing_moved
+        self._pumping = self._drainer = None
+        self._room_freed = _nothing
 
     def _pump(self) -> None:
         """Read while reads are asked for; a user's channel holds no parked greenlet for it
@@ -241,8 +269,12 @@ class Hub:
         self._by_wake: dict[bytes, UserChannel] = {}
         self._wakes: WakeSubscriber | None = None
         self._subscription_lock = Semaphore()
+        self._start_lock = Semaphore()
         self._pid: int | None = None
         self.worker_id = ""
+        #: The worker's mailbox watcher (None: every user has a blocking mover).
+        self.watcher: MailboxWatcher | None = None
+        self._deaths = DeathWatch()
         #: Set when the worker is shutting down: new streams are turned away.
         self.draining = False
 
@@ -266,7 +298,9 @@ class Hub:
         up_to_date = caught_up and channel is not None and channel.has_nothing_after(connection)
         if channel is None:
             keys = user_keys(connection.user_id, self.settings.mailbox_template)
-            channel = UserChannel(keys, self.store, self.settings, self.worker_id, self.marks)
+            channel = UserChannel(
+                keys, self.store, self.settings, self.worker_id, self.marks, self.watcher
+            )
             self.users[connection.user_id] = channel
             ACTIVE_USERS.inc()
             self._by_wake[keys.wake.encode()] = channel
@@ -308,14 +342,56 @@ class Hub:
                 log.warning("redis error on subscription channel=%s error=%s", wake, error)
 
     def _ensure_started(self) -> None:
+        """Start the worker's parts on its first stream; the streams that arrive while the
+        watcher asks Redis whether it tracks keys wait for it."""
         if self._pid == os.getpid():
             return
-        self._pid = os.getpid()
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-        self._wakes = self.store.wake_subscriber()
-        gevent.spawn(self._listen)
-        gevent.spawn(self._renew_presence)
-        gevent.spawn(self._keep_alive)
+        with self._start_lock:
+            if self._pid == os.getpid():
+                return
+            self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+            self._wakes = self.store.wake_subscriber()
+            self._start_watcher()
+            gevent.spawn(self._listen)
+            gevent.spawn(self._renew_presence)
+            gevent.spawn(self._keep_alive)
+            self._pid = os.getpid()
+
+    def _start_watcher(self) -> None:
+        """The mailbox watcher, unless PUSH_MAILBOX_WATCH=block or Redis refuses to track
+        keys (then every user gets a blocking mover, and one log line says why)."""
+        if self.settings.mailbox_watch == "block":
+            log.info("mailbox watch: block (a blocked Redis connection per online user)")
+            return
+        self.watcher = MailboxWatcher(
+            self.store, self.settings, self.worker_id, on_refused=self._fall_back
+        )
+        try:
+            self.watcher.start()
+        except TrackingRefused as refused:
+            self._fall_back(str(refused))
+            return
+        log.info(
+            "mailbox watch: notify (a tracked Redis connection per worker, per primary on "
+            "a cluster, for every user)"
+        )
+
+    def _fall_back(self, reason: str) -> None:
+        """Redis will not track keys: move every user's mail with a blocking mover."""
+        watcher, self.watcher = self.watcher, None
+        if watcher is None:
+            return
+        level = logging.ERROR if self.settings.mailbox_watch == "notify" else logging.WARNING
+        log.log(
+            level,
+            "PUSH_MAILBOX_WATCH=%s but Redis will not track keys (%s): "
+            "falling back to block (a blocked Redis connection per online user)",
+            self.settings.mailbox_watch,
+            reason,
+        )
+        watcher.stop()
+        for channel in list(self.users.values()):
+            channel.use_drainer(None)
 
     def _keep_alive(self) -> None:
         """Tell other workers this one runs, so they leave its mover leases alone; wake
@@ -331,16 +407,21 @@ class Hub:
             gevent.sleep(WORKER_ALIVE_EVERY_S)
 
     def _wake_movers_of_dead_workers(self) -> None:
-        """One liveness read per other worker holding leases our movers wait for."""
+        """One liveness read per other worker holding leases our drainers wait for; a
+        worker seen dead twice, a while apart, is confirmed dead (lease.py)."""
         waiting: dict[str, list[UserChannel]] = {}
         for channel in list(self.users.values()):
             worker = channel.lease_holder_worker
             if worker is not None:
                 waiting.setdefault(worker, []).append(channel)
+        for worker in self._deaths.watched() - set(waiting):
+            self._deaths.forget(worker)
         for worker, channels in waiting.items():
-            if not self.store.worker_alive(worker):
+            alive = self.store.worker_alive(worker)
+            confirmed = self._deaths.seen(worker, alive, time.monotonic())
+            if not alive:
                 for channel in channels:
-                    channel.lease_freed()
+                    channel.holder_not_alive(confirmed)
 
     def _renew_presence(self) -> None:
         """Keep the presence leases of this worker's connections alive, RENEW_CHUNK users a
@@ -373,7 +454,10 @@ class Hub:
 
     def _wake_everyone(self) -> None:
         """Wakes published while a channel had no subscriber are lost: look anyway, and
-        let movers without the lease ask for it (a "free" wake may be among the lost)."""
+        let drainers without the lease ask for it (a "free" wake may be among the lost).
+        On a cluster a slot may have moved: the watcher follows it."""
+        if self.watcher is not None:
+            self.watcher.check_placements()
         for channel in list(self.users.values()):
             channel.lease_freed()
             channel.wake()

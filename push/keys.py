@@ -69,7 +69,15 @@ class UserKeys:
     @property
     def drain_keys(self) -> list[str]:
         """The keys the drain script touches, in the order it expects them."""
-        return [self.mailbox, self.pending, self.history, self.state, self.dead]
+        return [
+            self.mailbox,
+            self.pending,
+            self.history,
+            self.state,
+            self.dead,
+            self.mover,
+            self.presence,
+        ]
 
 
 def user_keys(user_id: str, mailbox_template: str) -> UserKeys:

@@ -1,4 +1,5 @@
-"""The mover: takes one user's messages from the mailbox into the history.
+"""The blocking mover (PUSH_MAILBOX_WATCH=block, or where Redis cannot track keys): takes
+one user's messages from the mailbox into the history over a connection of its own.
 
 Theory of operation: the mover blocks on `BLMOVE mailbox pending RIGHT LEFT`,
 the reliable form of BRPOP: a message that left the mailbox sits in `pending`
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import random
 import time
 from collections.abc import Callable
 
@@ -27,7 +27,9 @@ from redis.connection import AbstractConnection
 from push.backoff import Backoff
 from push.config import DeliverySettings
 from push.keys import UserKeys
+from push.lease import LEASE_RECHECK_S, DeathWatch, holder_worker, next_ask_s
 from push.metrics import DEAD_LETTERS, MOVED, REDIS_ERRORS
+from push.presence import worker_prefix
 from push.redis_clients import REDIS_UNAVAILABLE
 from push.store import DrainLimits, DrainResult, Store
 
@@ -42,16 +44,6 @@ WINDOW_RECHECK_S = 1.0
 #: 0.2 s, users under load with gaps of a few hundred ms counted as sparse, and their
 #: one-message drains cost 12 % of the throughput; at 1 s, none was lost.
 SPARSE_WAIT_S = 1.0
-#: A mover without the lease asks for it when woken: by the holder's "free" wake, or by
-#: its hub when the holder's worker stops renewing its liveness key (see hub.py). It also
-#: asks this often, in case a wake was missed.
-LEASE_RECHECK_S = 30.0
-#: ... and once this soon after it first sees a holder: that holder's "free" may have
-#: been published before this worker's subscription to the wake channel took effect.
-NEW_HOLDER_RECHECK_S = 1.0
-#: A holder's worker must be seen dead this long apart before its lease is taken (its
-#: worker renews the liveness key every 2 s).
-DEAD_CONFIRM_S = 2.5
 #: The holder confirms the lease is still its own at least this often.
 OWNERSHIP_CHECK_S = 10.0
 #: What a mover's release publishes on the user's wake channel (scripts/mover_lease.lua).
@@ -112,7 +104,7 @@ class Mover:
     user, however many workers and hosts the user's tabs are spread over. The others
     wait, costing Redis nothing: for the holder's "free" wake when it stops, or for
     their hub to find the holder's worker dead (its liveness key expired), and then
-    take the lease over."""
+    take the lease over (the rules: lease.py)."""
 
     def __init__(
         self,
@@ -130,7 +122,8 @@ class Mover:
         self.id = f"{worker_id}#{next(_mover_numbers)}"
         self.room_freed = Event()
         self.lease_free = Event()
-        self._suspect: tuple[str, float] | None = None
+        self._deaths = DeathWatch()
+        self.prefix = worker_prefix()
         #: Whether mail is sparse: the next wait drains in its own round trip (_next_drain).
         self._mail_sparse = True
         #: The lease's holder when we last asked (None: us, nobody, or not asked yet).
@@ -166,7 +159,7 @@ class Mover:
         """The other worker whose mover held the lease when this one last asked."""
         if self.holder is None:
             return None
-        worker = self.holder.rsplit("#", 1)[0]
+        worker = holder_worker(self.holder)
         return None if worker == self.worker_id else worker
 
     def _acquire(self) -> bool:
@@ -174,36 +167,27 @@ class Mover:
         answer = self.store.mover_lease(self.keys, self.id, "acquire")
         self.holder = answer if isinstance(answer, str) else None
         new_holder = self.holder is not None and answer != seen_before
-        self._ask_again_s = (
-            NEW_HOLDER_RECHECK_S if new_holder else LEASE_RECHECK_S * random.uniform(0.8, 1.2)
-        )
+        self._ask_again_s = next_ask_s(new_holder)
         if answer is True:
             return True
         if not isinstance(answer, str):
             return False
-        holder_worker = answer.rsplit("#", 1)[0]
-        if holder_worker == self.worker_id:
+        worker = holder_worker(answer)
+        if worker == self.worker_id:
             if answer in _running:
                 return False
-            # A mover of this worker stopped without giving the lease back (Redis was away).
+            # A drainer of this worker stopped without giving the lease back (Redis was
+            # away), or this worker's watcher held it before Redis refused to track keys.
             return self.store.mover_lease(self.keys, self.id, "steal", answer) is True
         if new_holder:
             # A holder seen for the first time: the hub watches its worker and wakes us
             # if that worker stops renewing its liveness key.
-            self._suspect = None
+            self._deaths.forget(worker)
             return False
-        if self.store.worker_alive(holder_worker):
-            self._suspect = None
+        alive = self.store.worker_alive(worker)
+        if not self._deaths.seen(worker, alive, time.monotonic()):
             return False
-        # Dead twice, a liveness period apart: a missing key alone may be a Redis that
-        # lost its data, and the holder's worker writes it again within seconds.
-        now = time.monotonic()
-        if self._suspect is None or self._suspect[0] != answer:
-            self._suspect = (answer, now)
-            return False
-        if now - self._suspect[1] < DEAD_CONFIRM_S:
-            return False
-        self._suspect = None
+        self._deaths.forget(worker)
         log.info("mover lease taken over mailbox=%s from=%s", self.keys.mailbox, answer)
         return self.store.mover_lease(self.keys, self.id, "steal", answer) is True
 
@@ -236,7 +220,9 @@ class Mover:
             _unreleased.append((self.keys, self.id))
 
     def _drain(self) -> DrainResult:
-        return counted(self.store.drain(self.keys, self.limits), self.keys)
+        return counted(
+            self.store.drain(self.keys, self.limits, worker_prefix=self.prefix), self.keys
+        )
 
     def _next_drain(self, connection: AbstractConnection, more: bool, room: int) -> DrainResult:
         """Drain again: at once while more waits (`more`) and the window has `room`, once
@@ -255,7 +241,8 @@ class Mover:
         started = time.monotonic()
         if self._mail_sparse:
             result = counted(
-                self.store.wait_and_drain(connection, self.keys, self.limits), self.keys
+                self.store.wait_and_drain(connection, self.keys, self.limits, self.prefix),
+                self.keys,
             )
         else:
             self.store.wait_for_mail(connection, self.keys)

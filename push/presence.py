@@ -27,7 +27,13 @@ _sequence = itertools.count(1)
 
 def new_connection_id() -> str:
     """Unique across hosts and workers: host, pid, and a counter."""
-    return f"{socket.gethostname()}:{os.getpid()}:{next(_sequence)}"
+    return f"{worker_prefix()}{next(_sequence)}"
+
+
+def worker_prefix() -> str:
+    """What every connection id of this process starts with: the drain script publishes a
+    wake only when a presence member of the user lacks it (another worker serves them)."""
+    return f"{socket.gethostname()}:{os.getpid()}:"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,11 +21,12 @@ from pathlib import Path
 import redis
 from redis.commands.core import Script
 from redis.connection import AbstractConnection
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisClusterException
 
 from push.keys import UserKeys, history_key
 from push.redis_clients import queue_script, redis_client
 from push.redis_cluster import dedicated_connection_kwargs, node_client, primary_for
+from push.tracking import TrackedConnection
 from push.wakes import ChannelWakes, ShardedWakes, WakeSubscriber
 
 #: Seconds a short command may take before the connection counts as broken.
@@ -86,7 +87,7 @@ def history_entry(event_id: str, n: int, data: str) -> Entry:
 
 def drain_result(raw: list) -> DrainResult:
     """What scripts/drain.lua answered."""
-    moved, dead, room, more, last_id, reasons, previous, added = raw
+    moved, dead, room, more, last_id, reasons, previous, added, holder = raw
     return DrainResult(
         moved=moved,
         dead=dead,
@@ -96,6 +97,7 @@ def drain_result(raw: list) -> DrainResult:
         dead_reasons=[reason.decode() for reason in reasons],
         previous_id=previous.decode() if previous else None,
         entries=[history_entry(raw_id.decode(), n, data.decode()) for raw_id, n, data in added],
+        holder=holder.decode() if holder else None,
     )
 
 
@@ -158,6 +160,19 @@ class DrainResult:
     previous_id: str | None
     #: What this drain added, in order.
     entries: list[Entry]
+    #: Another drainer holds the user's lease (a drain with a claim moved nothing).
+    holder: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseClaim:
+    """Who drains: only the holder of the user's mover lease (scripts/drain.lua)."""
+
+    #: The claimant: a worker's watcher, `<worker id>#watch`.
+    holder: str
+    #: "claim" takes a free lease; "steal" also takes it from `dead_holder`.
+    op: str = "claim"
+    dead_holder: str = ""
 
 
 class Store:
@@ -203,6 +218,37 @@ class Store:
         )
         return pool.connection_class(**kwargs)
 
+    def tracked_connection(self, node_name: str | None = None) -> TrackedConnection:
+        """A connection of its own for the mailbox watcher (push/watcher.py), to the one
+        Redis, or on a cluster to the primary named `node_name` (`host:port`): RESP3, with
+        tracking turned on when it is opened."""
+        if self.cluster:
+            node = self.redis.get_node(node_name=node_name)
+            if node is None:
+                raise redis.ConnectionError(f"the cluster has no node {node_name}")
+            pool = self.redis.get_redis_connection(node).connection_pool
+        else:
+            pool = self.redis.connection_pool
+        kwargs = dedicated_connection_kwargs(
+            pool,
+            socket_timeout=COMMAND_TIMEOUT_S,
+            client_name=f"push:watch:{os.getpid()}",
+            protocol=3,
+        )
+        return TrackedConnection(pool.connection_class(**kwargs))
+
+    def node_of(self, key: str) -> str | None:
+        """The name of the cluster primary that owns `key` (None on a single Redis)."""
+        return primary_for(self.redis, key).name if self.cluster else None
+
+    def refresh_slot_map(self) -> None:
+        """Ask the cluster for its slot map afresh (a node failed, or a slot moved)."""
+        if self.cluster:
+            try:
+                self.redis.nodes_manager.initialize()
+            except RedisClusterException as error:
+                raise redis.ConnectionError(f"the cluster's slot map: {error}") from error
+
     def wake_subscriber(self) -> WakeSubscriber:
         if self.cluster:
             return ShardedWakes(self.redis, socket_timeout=COMMAND_TIMEOUT_S)
@@ -222,10 +268,38 @@ class Store:
             pubsub.subscribe(keys.wake)
         return pubsub
 
-    def drain(self, keys: UserKeys, limits: DrainLimits) -> DrainResult:
-        """Run the drain script once (see scripts/drain.lua)."""
-        raw = self._drain(keys=keys.drain_keys, args=self._drain_args(keys, limits))
-        return drain_result(raw)
+    def drain(
+        self,
+        keys: UserKeys,
+        limits: DrainLimits,
+        claim: LeaseClaim | None = None,
+        worker_prefix: str = "",
+    ) -> DrainResult:
+        """Run the drain script once (see scripts/drain.lua): with `claim`, only if the
+        claimant holds (or takes) the user's lease; with `worker_prefix`, no wake is
+        published unless a connection of the user lives on another worker."""
+        args = self.drain_args(keys, limits, claim, worker_prefix)
+        return drain_result(self._drain(keys=keys.drain_keys, args=args))
+
+    def drain_command(
+        self,
+        keys: UserKeys,
+        limits: DrainLimits,
+        claim: LeaseClaim | None = None,
+        worker_prefix: str = "",
+    ) -> tuple:
+        """The drain as one command to pipeline on a connection of the user's node."""
+        args = self.drain_args(keys, limits, claim, worker_prefix)
+        return ("EVALSHA", self._drain.sha, len(keys.drain_keys), *keys.drain_keys, *args)
+
+    def lease_command(self, keys: UserKeys, holder: str, op: str) -> tuple:
+        """One operation of scripts/mover_lease.lua ("check", "release") as one command."""
+        args = self._lease_args(keys, holder, op)
+        return ("EVALSHA", self._lease.sha, 1, keys.mover, *args)
+
+    def script_sources(self) -> dict[str, bytes]:
+        """The scripts a pipelined command may name by hash, to load where one is missing."""
+        return {s.sha: s.script for s in (self._drain, self._lease)}
 
     def wait_for_mail(self, connection: AbstractConnection, keys: UserKeys) -> bool:
         """Block until the mailbox has a message, moving it to pending; False on timeout.
@@ -241,6 +315,7 @@ class Store:
         connection: AbstractConnection,
         keys: UserKeys,
         limits: DrainLimits,
+        worker_prefix: str = "",
     ) -> DrainResult:
         """Block until the mailbox has a message (BLMOVE moves it to pending), then drain.
 
@@ -249,7 +324,7 @@ class Store:
         event id. A BLMOVE that times out is followed by a drain that finds nothing.
         `connect()` first: a Sentinel connection finds the current primary only there.
         An error is raised as it comes (the mover backs off and opens another connection)."""
-        args = self._drain_args(keys, limits)
+        args = self.drain_args(keys, limits, worker_prefix=worker_prefix)
         connection.connect()
         connection.send_packed_command(
             connection.pack_commands(
@@ -269,10 +344,16 @@ class Store:
         except NoScriptError:
             # A Redis that restarted (or a promoted replica) has no scripts yet: the
             # pool's call loads it, and takes what the BLMOVE moved.
-            return self.drain(keys, limits)
+            return self.drain(keys, limits, worker_prefix=worker_prefix)
         return drain_result(raw)
 
-    def _drain_args(self, keys: UserKeys, limits: DrainLimits) -> list:
+    def drain_args(
+        self,
+        keys: UserKeys,
+        limits: DrainLimits,
+        claim: LeaseClaim | None = None,
+        worker_prefix: str = "",
+    ) -> list:
         return [
             limits.window,
             limits.batch,
@@ -282,6 +363,11 @@ class Store:
             keys.wake,
             self.publish_command,
             WAKE_CARRY_BYTES,
+            claim.holder if claim else "",
+            claim.op if claim else "",
+            claim.dead_holder if claim else "",
+            MOVER_LEASE_SAFETY_MS,
+            worker_prefix,
         ]
 
     def mark_delivered(self, keys: UserKeys, entry: Entry, ttl_s: int) -> bool:
@@ -300,17 +386,12 @@ class Store:
         """Run one operation of scripts/mover_lease.lua: True when it went our way, or
         (acquire) the id of the mover that holds the lease. A release publishes "free"."""
         answer = self._lease(
-            keys=[keys.mover],
-            args=[
-                mover_id,
-                MOVER_LEASE_SAFETY_MS,
-                op,
-                dead_holder,
-                keys.wake,
-                self.publish_command,
-            ],
+            keys=[keys.mover], args=self._lease_args(keys, mover_id, op, dead_holder)
         )
         return True if answer == 1 else (answer.decode() if isinstance(answer, bytes) else False)
+
+    def _lease_args(self, keys: UserKeys, mover_id: str, op: str, dead_holder: str = "") -> list:
+        return [mover_id, MOVER_LEASE_SAFETY_MS, op, dead_holder, keys.wake, self.publish_command]
 
     def mark_worker_alive(self, worker_id: str, ttl_s: float) -> None:
         self.redis.set(worker_alive_key(worker_id), 1, px=int(ttl_s * 1000))

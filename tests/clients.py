@@ -184,8 +184,18 @@ def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def drainer_pids(r, user_id: str) -> set[str]:
+    """Worker pids draining this user: the holder of the user's mover lease (a worker's
+    mailbox watcher, or a blocking mover) and any mover blocked in Redis for it."""
+    holder = r.get(f"{{user_{user_id}_messages}}:mover")
+    pids = mover_pids(r, user_id)
+    if holder:
+        pids.add(_text(holder).split(":")[1])
+    return pids
+
+
 def mover_pids(r, user_id: str) -> set[str]:
-    """Worker pids whose mover for this user is blocked in Redis (CLIENT LIST names)."""
+    """Worker pids whose blocking mover for this user is blocked in Redis (CLIENT LIST)."""
     suffix = f":user_{user_id}_messages"
     names = [_text(client["name"]) for client in redis_clients(r)]
     return {
@@ -237,3 +247,33 @@ def open_concurrently(base_url: str, user_id: str, count: int, extra: dict | Non
 
     with ThreadPoolExecutor(count) as pool:
         return list(pool.map(one, range(count)))
+
+
+def open_on_both_workers(base_url: str, r, user_id: str) -> list:
+    """Tabs of the user (SSE and WebSocket) until both workers hold some (at most 24)."""
+    presence = f"{{user_{user_id}_messages}}:presence"
+    clients = []
+    for _ in range(3):
+        clients += open_concurrently(base_url, user_id, 8)
+        opened = len(clients)
+        wait_until(lambda opened=opened: r.zcard(presence) == opened)
+        if len(connection_pids(r, user_id)) == 2:
+            return clients
+    for client in clients:
+        client.close()
+    raise AssertionError("the tabs never spanned both workers")
+
+
+def tabs_receive(clients: list, payloads: list[str], timeout: float) -> None:
+    """Each tab (an SseStream or a WebSocket) receives exactly `payloads` next, within
+    `timeout` seconds from now."""
+    deadline = time.monotonic() + timeout
+    for client in clients:
+        got = []
+        for _ in payloads:
+            left = max(0.001, deadline - time.monotonic())
+            if isinstance(client, SseStream):
+                got.append(client.next_event(timeout=left).data)
+            else:
+                got.append(ws_frames(client, 1, timeout=left)[0]["data"])
+        assert got == payloads

@@ -2,7 +2,10 @@
 
 `r` and `base_url` follow the `backend` fixture: "redis" (one Redis) unless a
 module parametrises it to run on a Redis Cluster too ("cluster": three primaries
-with a replica each, and a service with PUSH_REDIS_CLUSTER=1).
+with a replica each, and a service with PUSH_REDIS_CLUSTER=1). `base_url` also follows
+the `watch` fixture: "notify" (the default PUSH_MAILBOX_WATCH=auto, which picks the
+per-worker mailbox watcher on these Redis servers) unless a module parametrises it to run
+with blocking movers too ("block").
 """
 
 from __future__ import annotations
@@ -51,6 +54,21 @@ def backend() -> str:
 
 
 @pytest.fixture
+def watch() -> str:
+    """How the service learns of mail; a module parametrises it to run in both modes."""
+    return "notify"
+
+
+#: The service fixture for each (backend, watch).
+SERVICES = {
+    ("redis", "notify"): "service",
+    ("redis", "block"): "block_service",
+    ("cluster", "notify"): "cluster_service",
+    ("cluster", "block"): "cluster_block_service",
+}
+
+
+@pytest.fixture
 def r(backend: str, request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
     """A client of the test Redis (or cluster), emptied before each test."""
     if backend == "cluster":
@@ -78,15 +96,14 @@ def store(backend: str, request: pytest.FixtureRequest) -> Iterator[Store]:
 
 def _start_service(redis_url: str, folder: Path, **settings: str) -> Gunicorn:
     """The app under gunicorn with 2 gevent workers, in demo mode, 1 s heartbeats and
-    WebSocket pings, the API on."""
-    env = service_env(
-        redis_url,
-        PUSH_DEMO="1",
-        PUSH_HEARTBEAT_S="1",
-        PUSH_WS_PING_S="1",
-        PUSH_API_KEY=",".join(API_KEYS),
-        **settings,
-    )
+    WebSocket pings (unless `settings` say otherwise), the API on."""
+    defaults = {
+        "PUSH_DEMO": "1",
+        "PUSH_HEARTBEAT_S": "1",
+        "PUSH_WS_PING_S": "1",
+        "PUSH_API_KEY": ",".join(API_KEYS),
+    }
+    env = service_env(redis_url, **{**defaults, **settings})
     return Gunicorn(folder / "gunicorn.log", env).start()
 
 
@@ -95,6 +112,19 @@ def service(
     redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gunicorn]:
     server = _start_service(redis_server.url, tmp_path_factory.mktemp("gunicorn"))
+    yield server
+    server.stop()
+    print(f"gunicorn log: {server.log_path}")
+
+
+@pytest.fixture(scope="session")
+def block_service(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gunicorn]:
+    """The same service with a blocking mover per online user (PUSH_MAILBOX_WATCH=block)."""
+    server = _start_service(
+        redis_server.url, tmp_path_factory.mktemp("gunicorn-block"), PUSH_MAILBOX_WATCH="block"
+    )
     yield server
     server.stop()
     print(f"gunicorn log: {server.log_path}")
@@ -113,11 +143,58 @@ def cluster_service(
     print(f"gunicorn log: {server.log_path}")
 
 
+@pytest.fixture(scope="session")
+def cluster_block_service(
+    redis_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gunicorn]:
+    """Cluster mode with blocking movers."""
+    server = _start_service(
+        redis_cluster.seed_url,
+        tmp_path_factory.mktemp("gunicorn-cluster-block"),
+        PUSH_REDIS_CLUSTER="1",
+        PUSH_MAILBOX_WATCH="block",
+    )
+    yield server
+    server.stop()
+    print(f"gunicorn log: {server.log_path}")
+
+
 @pytest.fixture
-def base_url(backend: str, r: redis.Redis, request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue(
-        "cluster_service" if backend == "cluster" else "service"
-    ).base_url
+def base_url(backend: str, watch: str, r: redis.Redis, request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue(SERVICES[(backend, watch)]).base_url
+
+
+@pytest.fixture(scope="session")
+def quiet_services() -> Iterator[dict[tuple[str, str], Gunicorn]]:
+    """The quiet services started so far, stopped at the end of the run."""
+    started: dict[tuple[str, str], Gunicorn] = {}
+    yield started
+    for server in started.values():
+        server.stop()
+
+
+@pytest.fixture
+def quiet_service(
+    backend: str,
+    watch: str,
+    quiet_services: dict[tuple[str, str], Gunicorn],
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Gunicorn:
+    """The service with a 30 s heartbeat (one per backend and watch mode, started on first
+    use): its pumps re-read the history only every 2 minutes, so a tab learns of a message
+    within seconds only through the mailbox watcher, a mover, or a wake."""
+    key = (backend, watch)
+    if key not in quiet_services:
+        settings = {"PUSH_HEARTBEAT_S": "30", "PUSH_MAILBOX_WATCH": watch}
+        if backend == "cluster":
+            url = request.getfixturevalue("redis_cluster").seed_url
+            settings["PUSH_REDIS_CLUSTER"] = "1"
+        else:
+            url = request.getfixturevalue("redis_server").url
+        folder = tmp_path_factory.mktemp(f"quiet-{backend}-{watch}")
+        quiet_services[key] = _start_service(url, folder, **settings)
+    return quiet_services[key]
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 open streams and count the greenlets they hold, close them, and print how many objects
 each left in reference cycles.
 
-    REDIS_URL=redis://... python tests/cyclic_garbage.py sse|ws COUNT
+    REDIS_URL=redis://... PUSH_MAILBOX_WATCH=notify|block \
+        python tests/cyclic_garbage.py sse|ws COUNT
 """
 
 from gevent import monkey
@@ -63,9 +64,19 @@ def open_stream(port: int, transport: str, user: str) -> socket.socket:
 
 
 def movers_blocked(client: redis.Redis, prefix: str) -> int:
-    """This process's movers blocked in Redis for the users named `prefix`<n>."""
+    """This process's blocking movers blocked in Redis for the users named `prefix`<n>."""
     names = (entry.get("name", "") for entry in client.client_list())
     return sum(name.startswith("push:mover:") and f"user_{prefix}" in name for name in names)
+
+
+def drained(client: redis.Redis, prefix: str) -> int:
+    """Users named `prefix`<n> whose mail this process drains (it holds their lease), and
+    whose blocking mover, if it has one, is blocked in Redis."""
+    leases = client.mget([f"{{user_{prefix}{i}_messages}}:mover" for i in range(USERS)])
+    ours = sum(1 for holder in leases if holder and holder.split(":")[1] == str(os.getpid()))
+    if os.environ.get("PUSH_MAILBOX_WATCH") == "block":
+        return min(ours, movers_blocked(client, prefix))
+    return ours
 
 
 def websocket_state_kept() -> bool:
@@ -78,8 +89,9 @@ def live_greenlets() -> int:
 
 
 def churn(app, port: int, transport: str, count: int, prefix: str) -> int:
-    """Open `count` streams of USERS users, wait until every user's mover is blocked in
-    Redis, hang up, and wait until every channel (and WebSocket Server) has let go.
+    """Open `count` streams of USERS users, wait until every user is drained (and, with
+    blocking movers, its mover blocked in Redis), hang up, and wait until every channel
+    (and WebSocket Server) has let go.
     Returns how many more greenlets were alive while the streams were open."""
     before = live_greenlets()
     hub = app.extensions["push.hub"]
@@ -88,11 +100,12 @@ def churn(app, port: int, transport: str, count: int, prefix: str) -> int:
         gevent.spawn(open_stream, port, transport, f"{prefix}{i % USERS}") for i in range(count)
     ]
     socks = [greenlet.get() for greenlet in opening]
-    wait_until(lambda: movers_blocked(client, prefix) == USERS, "a mover blocked for every user")
+    wait_until(lambda: drained(client, prefix) == USERS, "every user drained")
     held = live_greenlets() - before
     for sock in socks:
         sock.close()
     wait_until(lambda: not hub.users, "every user's channel stopped")
+    wait_until(lambda: drained(client, prefix) == 0, "every lease given back")
     wait_until(lambda: movers_blocked(client, prefix) == 0, "every mover's connection closed")
     if transport == "ws":
         wait_until(lambda: not websocket_state_kept(), "every WebSocket Server emptied")

@@ -104,6 +104,19 @@ class Gunicorn:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def worker_pids(self) -> set[str]:
+        """The pids of the master's children (its workers), from /proc."""
+        assert self.process is not None
+        children = set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid:
+                children.add(stat.parent.name)
+        return children
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return

@@ -8,6 +8,7 @@ chaos/RESULTS.md). Each fault found is a regression test here, named after it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import threading
 from collections.abc import Iterator
@@ -28,8 +29,9 @@ from push.redis_server import RedisServer
 pytestmark = pytest.mark.e2e
 
 
-def test_a_short_chaos_run_loses_nothing_and_leaks_nothing(tmp_path):
-    result = run_chaos(QUICK, tmp_path, say=lambda line: None)
+@pytest.mark.parametrize("watch", ["notify", "block"])
+def test_a_short_chaos_run_loses_nothing_and_leaks_nothing(tmp_path, watch):
+    result = run_chaos(dataclasses.replace(QUICK, watch=watch), tmp_path, say=lambda line: None)
     d = result.delivery
     assert d["reordered"] == 0, d["reorder_examples"]
     assert d["lost_other"] == 0, d["incomplete_clients"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import redis
-from clients import SseStream, connection_pids, open_concurrently, wait_until, ws_frames
+from clients import connection_pids, open_on_both_workers, tabs_receive, wait_until
 from cluster import LocalCluster
 from resuming import ResumingClient, assert_every_client_got_all_in_order, push_until_accepted
 from servers import Gunicorn, service_env
@@ -27,41 +27,15 @@ def backend() -> str:
     return "cluster"
 
 
-@pytest.fixture(scope="module")
-def quiet_service(redis_cluster, tmp_path_factory):
-    """The service on the cluster with a 30 s heartbeat: a tab on a worker that does not
-    move the user's mail learns of a message within seconds only through a wake."""
-    env = service_env(
-        redis_cluster.seed_url, PUSH_REDIS_CLUSTER="1", PUSH_DEMO="1", PUSH_HEARTBEAT_S="30"
-    )
-    server = Gunicorn(tmp_path_factory.mktemp("quiet") / "gunicorn.log", env).start()
-    yield server
-    server.stop()
-
-
-def open_on_both_workers(base_url: str, r: redis.RedisCluster, user_id: str) -> list:
-    """Tabs of the user until both workers hold some (at most 24)."""
-    keys = user_keys(user_id, MAILBOX)
-    clients = []
-    for _ in range(3):
-        clients += open_concurrently(base_url, user_id, 8)
-        opened = len(clients)
-        wait_until(lambda opened=opened: r.zcard(keys.presence) == opened)
-        if len(connection_pids(r, user_id)) == 2:
-            return clients
-    for client in clients:
-        client.close()
-    raise AssertionError("the tabs never spanned both workers")
+@pytest.fixture(params=["notify", "block"])
+def watch(request: pytest.FixtureRequest) -> str:
+    """Every test here runs with the mailbox watcher and again with blocking movers."""
+    return request.param
 
 
 def every_tab_gets(clients: list, payloads: list[str]) -> None:
     """Each tab receives `payloads` within 5 s: well before a 30 s heartbeat re-check."""
-    for client in clients:
-        if isinstance(client, SseStream):
-            got = [event.data for event in client.events(len(payloads), timeout=WAKE_DEADLINE_S)]
-        else:
-            got = [f["data"] for f in ws_frames(client, len(payloads), timeout=WAKE_DEADLINE_S)]
-        assert got == payloads
+    tabs_receive(clients, payloads, WAKE_DEADLINE_S)
 
 
 def shard_subscribers(cluster: LocalCluster, server, channel: str) -> int:
@@ -161,7 +135,7 @@ def test_delivery_follows_the_users_slot_to_another_node(quiet_service, redis_cl
             client.close()
 
 
-def test_a_replica_promoted_while_messages_flow_loses_nothing(tmp_path):
+def test_a_replica_promoted_while_messages_flow_loses_nothing(tmp_path, watch):
     """The primary of the user's slot is killed mid-stream; its replica takes over.
 
     Everything the old primary acknowledged and propagated (WAIT) arrives, and so does
@@ -169,7 +143,13 @@ def test_a_replica_promoted_while_messages_flow_loses_nothing(tmp_path):
     cluster = LocalCluster(tmp_path / "cluster").start()
     server = Gunicorn(
         tmp_path / "gunicorn.log",
-        service_env(cluster.seed_url, PUSH_REDIS_CLUSTER="1", PUSH_DEMO="1", PUSH_HEARTBEAT_S="1"),
+        service_env(
+            cluster.seed_url,
+            PUSH_REDIS_CLUSTER="1",
+            PUSH_DEMO="1",
+            PUSH_HEARTBEAT_S="1",
+            PUSH_MAILBOX_WATCH=watch,
+        ),
     ).start()
     producer = cluster.cluster_client()
     keys = user_keys("promoted", MAILBOX)

@@ -13,6 +13,7 @@ import redis
 from clients import (
     SseStream,
     connection_pids,
+    drainer_pids,
     keys_of,
     mover_pids,
     open_concurrently,
@@ -32,7 +33,13 @@ MAILBOX = "user_{user_id}_messages"
 
 @pytest.fixture(params=["redis", "cluster"])
 def backend(request: pytest.FixtureRequest) -> str:
-    """Every test here runs on one Redis and again on a Redis Cluster."""
+    """Every test here runs on one Redis and again on a Redis Cluster..."""
+    return request.param
+
+
+@pytest.fixture(params=["notify", "block"])
+def watch(request: pytest.FixtureRequest) -> str:
+    """... with the per-worker mailbox watcher, and again with blocking movers."""
     return request.param
 
 
@@ -41,8 +48,8 @@ def mailbox(user_id: str) -> str:
 
 
 def wait_connected(r: redis.Redis, user_id: str) -> None:
-    """A stream is registered once its worker's mover for the user is blocked in Redis."""
-    wait_until(lambda: mover_pids(r, user_id), what=f"a mover for {user_id}")
+    """A stream is registered once a worker drains the user (holds its mover lease)."""
+    wait_until(lambda: drainer_pids(r, user_id), what=f"a drainer for {user_id}")
 
 
 def test_sse_answers_with_event_stream_headers_and_retry(base_url, r, user_id):
@@ -101,7 +108,7 @@ def test_multi_line_payloads_arrive_whole(base_url, r, user_id):
         open_ws(base_url, {"user_id": user_id}) as ws,
     ):
         stream.wait_for_comment("connected")
-        wait_until(lambda: len(mover_pids(r, user_id)) >= 1)
+        wait_until(lambda: len(drainer_pids(r, user_id)) >= 1)
         for payload in payloads:
             r.lpush(mailbox(user_id), payload)
         sse_data = [event.data for event in stream.events(len(payloads))]
@@ -141,7 +148,7 @@ def test_backlog_of_an_offline_user_comes_first_in_order(base_url, r, user_id, t
     assert r.llen(mailbox(user_id)) == 0
 
 
-def test_fan_out_to_every_connection_on_both_workers(base_url, r, user_id):
+def test_fan_out_to_every_connection_on_both_workers(base_url, r, user_id, watch):
     keys = user_keys(user_id, MAILBOX)
     clients = []
     try:
@@ -155,8 +162,10 @@ def test_fan_out_to_every_connection_on_both_workers(base_url, r, user_id):
         assert len(connection_pids(r, user_id)) == 2, "the connections never spanned both workers"
         streams = [client for client in clients if isinstance(client, SseStream)]
         sockets = [client for client in clients if not isinstance(client, SseStream)]
-        # One mover for the user across both workers: one blocked connection in Redis.
-        wait_until(lambda: len(mover_pids(r, user_id)) == 1, what="exactly one mover")
+        # One drainer for the user across both workers: one blocked connection in Redis
+        # with blocking movers, none with the mailbox watcher.
+        wait_until(lambda: len(drainer_pids(r, user_id)) == 1, what="exactly one drainer")
+        assert len(mover_pids(r, user_id)) == (1 if watch == "block" else 0)
         wait_until(lambda: all(sock.protocol.state.name == "OPEN" for sock in sockets))
         payloads = [f"fan {i}" for i in range(10)]
         for payload in payloads:
@@ -281,7 +290,7 @@ def test_a_message_moved_but_never_written_reaches_the_next_connection(base_url,
         r.lpush(mailbox(user_id), "first")
         first = stream.next_event()
         assert first.data == "first"
-    wait_until(lambda: not mover_pids(r, user_id), what="the mover to stop")
+    wait_until(lambda: not drainer_pids(r, user_id), what="the mover to stop")
     # Marks are written every 50 ms at most (push/marks.py): "first" is marked delivered.
     keys = user_keys(user_id, MAILBOX)
     wait_until(lambda: store.delivered_mark(keys) == first.id, what="the delivered mark")
@@ -366,4 +375,4 @@ def test_a_client_that_hangs_up_is_released_within_two_seconds(base_url, r, user
     )
     wait_connected(r, user_id)
     client.close()
-    wait_until(lambda: not mover_pids(r, user_id), timeout=2, what="the mover to be released")
+    wait_until(lambda: not drainer_pids(r, user_id), timeout=2, what="the mover to be released")

@@ -8,7 +8,15 @@ import redis
 from push.config import DeliverySettings, load_config
 from push.keys import user_keys
 from push.mailbox import drain, drain_limits
-from push.store import WAKE_CARRY_BYTES, Entry, Store, carried_entries, split_wake
+from push.store import (
+    MOVER_LEASE_SAFETY_MS,
+    WAKE_CARRY_BYTES,
+    Entry,
+    LeaseClaim,
+    Store,
+    carried_entries,
+    split_wake,
+)
 
 MAILBOX = "user_{user_id}_messages"
 
@@ -185,3 +193,49 @@ def test_a_mover_wait_drains_in_the_same_round_trip(store, r):
         assert r.llen(keys.pending) == 0
     finally:
         connection.disconnect()
+
+
+def test_only_the_lease_holder_drains(store, r):
+    """One drainer per user across the fleet: a claim takes a free lease and drains; a
+    claim on a lease another drainer holds moves nothing and names the holder."""
+    keys = user_keys("1", MAILBOX)
+    limits = drain_limits(settings())
+    r.lpush(keys.mailbox, "a")
+    ours = store.drain(keys, limits, LeaseClaim("host:1:aa#watch"))
+    assert (ours.moved, ours.holder) == (1, None)
+    assert r.get(keys.mover) == "host:1:aa#watch"
+    assert 0 < r.pttl(keys.mover) <= MOVER_LEASE_SAFETY_MS
+    r.lpush(keys.mailbox, "b")
+    theirs = store.drain(keys, limits, LeaseClaim("host:2:bb#watch"))
+    assert (theirs.moved, theirs.holder, theirs.entries) == (0, "host:1:aa#watch", [])
+    assert r.llen(keys.mailbox) == 1  # left for the holder
+    assert store.drain(keys, limits, LeaseClaim("host:1:aa#watch")).moved == 1
+    assert history(store, keys) == ["a", "b"]
+
+
+def test_a_claim_steals_only_from_the_holder_it_names_dead(store, r):
+    keys = user_keys("1", MAILBOX)
+    limits = drain_limits(settings())
+    r.set(keys.mover, "host:1:aa#watch")
+    r.lpush(keys.mailbox, "a")
+    wrong = store.drain(keys, limits, LeaseClaim("host:2:bb#watch", "steal", "host:3:cc#7"))
+    assert (wrong.moved, wrong.holder) == (0, "host:1:aa#watch")
+    stolen = store.drain(keys, limits, LeaseClaim("host:2:bb#watch", "steal", "host:1:aa#watch"))
+    assert (stolen.moved, stolen.holder) == (1, None)
+    assert r.get(keys.mover) == "host:2:bb#watch"
+
+
+def test_no_wake_when_no_other_worker_serves_the_user(store, r, wakes):
+    """With the caller's presence prefix, the wake goes out only when a connection of the
+    user lives on another worker (a worker's own wakes cost it a pub/sub read each)."""
+    keys = user_keys("1", MAILBOX)
+    limits = drain_limits(settings())
+    r.zadd(keys.presence, {"host:1:1": 1e15, "host:1:2": 1e15})
+    r.lpush(keys.mailbox, "only ours")
+    assert store.drain(keys, limits, worker_prefix="host:1:").moved == 1
+    assert wakes.get_message(timeout=0.2) is None
+    r.zadd(keys.presence, {"host:2:1": 1e15})
+    r.lpush(keys.mailbox, "theirs too")
+    assert store.drain(keys, limits, worker_prefix="host:1:").moved == 1
+    newest, _ = next_wake(wakes)
+    assert newest == history_entries(store, keys)[-1].id

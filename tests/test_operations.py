@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from clients import connection_pids, mover_pids, open_sse, open_ws, wait_until, ws_frames
+from clients import connection_pids, drainer_pids, open_sse, open_ws, wait_until, ws_frames
 from prometheus_client.parser import text_string_to_metric_families
 from resuming import ResumingClient, sequence_problems
 from servers import ROOT, Gunicorn, service_env
@@ -101,8 +101,8 @@ def test_metrics_follow_a_known_sequence_summed_over_both_workers(own_service, o
             streams.append(open_sse(url, {"user_id": f"m{i}"}))
             streams[-1].wait_for_comment("connected")
             sockets.append(open_ws(url, {"user_id": f"w{i}"}))
-            wait_until(lambda i=i: mover_pids(r, f"w{i}"))
-            pids = set().union(*(mover_pids(r, f"m{j}") for j in range(i + 1)))
+            wait_until(lambda i=i: drainer_pids(r, f"w{i}"))
+            pids = set().union(*(drainer_pids(r, f"m{j}") for j in range(i + 1)))
             if len(pids) == 2:
                 break
         assert len(pids) == 2
@@ -201,7 +201,8 @@ def test_a_redis_restart_mid_stream_loses_nothing(own_service, own_redis, how):
     try:
         wait_until(
             lambda: (
-                len(producer.client_list()) <= baseline and len(mover_pids(producer, "steady")) == 1
+                len(producer.client_list()) <= baseline
+                and len(drainer_pids(producer, "steady")) == 1
             )
         )
     except AssertionError:
@@ -223,7 +224,7 @@ def test_sigterm_sends_1012_and_sse_clients_resume_with_nothing_lost(own_redis, 
         open_sse(first.base_url, {"user_id": "restart"}) as stream,
     ):
         stream.wait_for_comment("connected")
-        wait_until(lambda: mover_pids(producer, "restart"))
+        wait_until(lambda: drainer_pids(producer, "restart"))
         producer.lpush("user_restart_messages", "0", "1")
         assert [e.data for e in stream.events(2)] == ["0", "1"]
         assert [f["data"] for f in ws_frames(ws, 2)] == ["0", "1"]
@@ -278,12 +279,12 @@ def test_sigkill_of_a_worker_loses_nothing(own_service, own_redis):
     clients = [ResumingClient(url, "victim", t) for t in ("sse", "ws")]
     for client in clients:
         client.start()
-    wait_until(lambda: mover_pids(producer, "victim"))
+    wait_until(lambda: drainer_pids(producer, "victim"))
     total = 200
     for n in range(total):
         producer.lpush("user_victim_messages", str(n))
         if n == 80:
-            for pid in mover_pids(producer, "victim"):
+            for pid in drainer_pids(producer, "victim"):
                 os.kill(int(pid), signal.SIGKILL)
     for client in clients:
         assert client.wait_for(total, timeout=60), (client.transport, len(client.received))
@@ -321,7 +322,7 @@ def test_both_transports_work_through_the_nginx_recipe(service, r, tmp_path, use
             open_ws(base, {"user_id": user_id}) as ws,
         ):
             stream.wait_for_comment("connected")
-            wait_until(lambda: mover_pids(r, user_id))
+            wait_until(lambda: drainer_pids(r, user_id))
             r.lpush(f"user_{user_id}_messages", "through nginx")
             assert stream.next_event().data == "through nginx"  # not buffered
             assert ws_frames(ws, 1)[0]["data"] == "through nginx"

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from clients import (
     connection_pids,
+    drainer_pids,
     keys_of,
-    mover_pids,
     open_concurrently,
     open_sse,
     open_ws,
@@ -54,7 +54,7 @@ def both(base_url, r, user_id):
         open_ws(base_url, {"user_id": user_id}) as ws,
     ):
         stream.wait_for_comment("connected")
-        wait_until(lambda: mover_pids(r, user_id))
+        wait_until(lambda: drainer_pids(r, user_id))
         yield stream, ws
 
 
@@ -80,7 +80,7 @@ def test_the_helper_delivers_and_says_how_many_connections_are_open(both, r, use
 def test_publish_many_reaches_every_user_in_one_call(base_url, r):
     users = [f"many{i}" for i in range(3)]
     with open_ws(base_url, {"user_id": users[0]}) as ws:
-        wait_until(lambda: mover_pids(r, users[0]))
+        wait_until(lambda: drainer_pids(r, users[0]))
         online = publish_many(r, users, "to all")
         assert online == {users[0]: 1, users[1]: 0, users[2]: 0}
         assert ws_frames(ws, 1)[0]["data"] == "to all"

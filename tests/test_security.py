@@ -16,7 +16,7 @@ import pytest
 import redis
 from clients import (
     connection_pids,
-    mover_pids,
+    drainer_pids,
     open_concurrently,
     open_sse,
     open_ws,
@@ -308,7 +308,7 @@ def test_poison_messages_are_dead_lettered_and_the_stream_goes_on(url, r, redis_
         open_ws(url, {"token": mint("poisoned")}) as ws,
     ):
         stream.wait_for_comment("connected")
-        wait_until(lambda: mover_pids(r, "poisoned"))
+        wait_until(lambda: drainer_pids(r, "poisoned"))
         raw.lpush(keys.mailbox, b"before", b"x" * 65537, b"\xc3\x28 broken", largest, b"after")
         assert [e.data for e in stream.events(3)] == ["before", largest, "after"]
         assert [f["data"] for f in ws_frames(ws, 3)] == ["before", largest, "after"]
@@ -334,18 +334,18 @@ BAD_FRAMES = [
 def test_a_bad_client_frame_closes_with_a_code_and_a_reason(url, r, frame, code):
     user = "framer"
     with open_ws(url, {"token": mint(user)}) as ws:
-        wait_until(lambda: mover_pids(r, user))
+        wait_until(lambda: drainer_pids(r, user))
         ws.send(frame)
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
     assert closed.value.rcvd.code == code
     assert closed.value.rcvd.reason
-    wait_until(lambda: not mover_pids(r, user), what="the connection to be released")
+    wait_until(lambda: not drainer_pids(r, user), what="the connection to be released")
 
 
 def test_an_ack_frame_is_accepted(url, r):
     with open_ws(url, {"token": mint("acker")}) as ws:
-        wait_until(lambda: mover_pids(r, "acker"))
+        wait_until(lambda: drainer_pids(r, "acker"))
         ws.send('{"ack": "1732630000000-0"}')
         r.lpush("user_acker_messages", "still open")
         assert ws_frames(ws, 1)[0]["data"] == "still open"
@@ -378,8 +378,8 @@ def _serving_pids(url, r):
     users = [f"prober{i}" for i in range(8)]
     clients = [open_ws(url, {"token": mint(user)}) for user in users]
     try:
-        wait_until(lambda: all(mover_pids(r, user) for user in users))
-        return set().union(*(mover_pids(r, user) for user in users))
+        wait_until(lambda: all(drainer_pids(r, user) for user in users))
+        return set().union(*(drainer_pids(r, user) for user in users))
     finally:
         for client in clients:
             client.close()

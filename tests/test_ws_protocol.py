@@ -12,7 +12,7 @@ import socket
 import time
 from urllib.parse import urlsplit
 
-from clients import DEADLINE_S, mover_pids, open_ws, wait_until
+from clients import DEADLINE_S, drainer_pids, open_ws, wait_until
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -50,7 +50,7 @@ class RawClient:
 def test_a_client_that_answers_pings_stays_and_gets_its_messages(base_url, user_id, r) -> None:
     client = RawClient(base_url, user_id)
     try:
-        wait_until(lambda: mover_pids(r, user_id))
+        wait_until(lambda: drainer_pids(r, user_id))
         pings = 0
         while pings < 3:  # three ping intervals
             event = client.next_event()
@@ -71,13 +71,13 @@ def test_a_client_that_answers_pings_stays_and_gets_its_messages(base_url, user_
 def test_a_client_that_stops_answering_pings_is_closed_and_let_go(base_url, user_id, r) -> None:
     client = RawClient(base_url, user_id)
     try:
-        wait_until(lambda: mover_pids(r, user_id))
+        wait_until(lambda: drainer_pids(r, user_id))
         assert isinstance(client.next_event(), Ping)
         event = client.next_event()  # no answer: the next interval closes
         assert isinstance(event, CloseConnection), event
         assert event.code == 1008
         assert event.reason == "ping timeout"
-        wait_until(lambda: not mover_pids(r, user_id), what="the connection to be released")
+        wait_until(lambda: not drainer_pids(r, user_id), what="the connection to be released")
     finally:
         client.close()
 

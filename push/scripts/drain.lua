@@ -1,9 +1,12 @@
 -- Move one user's messages into the history stream, atomically.
 --
--- KEYS: mailbox, pending, history, state, dead
+-- KEYS: mailbox, pending, history, state, dead, mover lease, presence
 -- ARGV: window, batch, history max length, ttl seconds, max message bytes, wake channel,
 --       how to publish the wake (PUBLISH, or SPUBLISH on a cluster; default PUBLISH),
---       how many payload bytes a wake may carry (default 0: none)
+--       how many payload bytes a wake may carry (default 0: none),
+--       the lease holder's id ("": do not look at the lease), the lease operation
+--       ("claim", or "steal" from the dead holder named next), the lease's expiry (ms),
+--       the presence prefix of the calling worker ("": always publish the wake)
 --
 -- Takes from `pending` first (what BLMOVE, or a worker that died, left there), then
 -- from the mailbox's right end (oldest first). Flow control: the history never
@@ -11,15 +14,23 @@
 -- history to its cap only drops entries that were delivered. A message over the
 -- size limit or not valid UTF-8 goes to the dead-letter list instead.
 --
--- The wake is the newest id; when the moved payloads add up to no more than the last
--- argument, it is followed by a space and a JSON array [id before, [id, n, payload]...]:
--- the other workers hand those to their connections without reading the history.
+-- With a holder id, only the lease's holder drains (one drainer per user across the
+-- fleet): a free lease is taken, a lease held by anyone else is left alone (and by
+-- "steal", taken from the holder named dead) and its holder is returned, nothing moved.
+--
+-- The wake is published only when a connection of the user lives on another worker
+-- (a presence member without the caller's prefix), or always without a prefix. It is
+-- the newest id; when the moved payloads add up to no more than the carry limit, it is
+-- followed by a space and a JSON array [id before, [id, n, payload]...]: the other
+-- workers hand those to their connections without reading the history.
 --
 -- Returns {moved, dead, room left, more waiting (0/1), newest id, why each dead one died,
 --          the id the history ended with before (false if empty), the moved entries as
---          {id, sequence number, payload}}: the mover's worker hands them to its
---          connections without reading the history again.
+--          {id, sequence number, payload}, the lease's holder when it is not the caller
+--          (false otherwise)}: the caller's worker hands the entries to its connections
+--          without reading the history again.
 local mailbox, pending, history, state, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local lease, presence = KEYS[6], KEYS[7]
 local window = tonumber(ARGV[1])
 local batch = tonumber(ARGV[2])
 local maxlen = tonumber(ARGV[3])
@@ -28,6 +39,18 @@ local max_bytes = tonumber(ARGV[5])
 local wake = ARGV[6]
 local publish = ARGV[7] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH'
 local wake_bytes = tonumber(ARGV[8]) or 0
+local me = ARGV[9] or ''
+local prefix = ARGV[13] or ''
+
+if me ~= '' then
+  local holder = redis.call('GET', lease)
+  if holder ~= me then
+    if holder and not (ARGV[10] == 'steal' and holder == ARGV[11]) then
+      return {0, 0, 0, 0, false, {}, false, {}, holder}
+    end
+    redis.call('SET', lease, me, 'PX', ARGV[12])
+  end
+end
 
 local function valid_utf8(s)
   if not string.find(s, '[\128-\255]') then return true end
@@ -61,24 +84,35 @@ local function valid_utf8(s)
   return true
 end
 
-local counters = redis.call('HMGET', state, 'seq', 'delivered_n')
+local counters = redis.call('HMGET', state, 'seq', 'delivered_n', 'last')
 local seq = tonumber(counters[1]) or 0
 local delivered = tonumber(counters[2]) or 0
+local previous_id = counters[3] or false
+if seq > 0 and not previous_id then
+  -- A history written before the state kept its newest id.
+  local before = redis.call('XREVRANGE', history, '+', '-', 'COUNT', 1)
+  if before[1] then previous_id = before[1][1] end
+end
 local room = window - (seq - delivered)
 if room < 0 then room = 0 end
+local want = math.min(batch, room)
+
+local taken = {}
+if want > 0 then
+  taken = redis.call('RPOP', pending, want) or {}
+  if #taken < want then
+    local fresh = redis.call('RPOP', mailbox, want - #taken)
+    if fresh then
+      for i = 1, #fresh do taken[#taken + 1] = fresh[i] end
+    end
+  end
+end
 
 local moved, dead_count, last_id = 0, 0, false
 local reasons, added = {}, {}
 local added_bytes = 0
-local before = redis.call('XREVRANGE', history, '+', '-', 'COUNT', 1)
-local previous_id = false
-if before[1] then previous_id = before[1][1] end
-local budget = batch
-while room > 0 and budget > 0 do
-  local message = redis.call('RPOP', pending)
-  if not message then message = redis.call('RPOP', mailbox) end
-  if not message then break end
-  budget = budget - 1
+for i = 1, #taken do
+  local message = taken[i]
   local why = false
   if #message > max_bytes then
     why = 'too large'
@@ -101,7 +135,7 @@ while room > 0 and budget > 0 do
 end
 
 if moved > 0 then
-  redis.call('HSET', state, 'seq', seq)
+  redis.call('HSET', state, 'seq', seq, 'last', last_id)
   local length = redis.call('XLEN', history)
   if length > maxlen then
     local dropped = redis.call('XRANGE', history, '-', '+', 'COUNT', length - maxlen)
@@ -110,13 +144,28 @@ if moved > 0 then
   end
   redis.call('EXPIRE', history, ttl)
   redis.call('EXPIRE', state, ttl)
-  if added_bytes <= wake_bytes then
-    redis.call(publish, wake, last_id .. ' ' .. cjson.encode({previous_id or '', added}))
-  else
-    redis.call(publish, wake, last_id)
+  local others = prefix == ''
+  if not others then
+    local members = redis.call('ZRANGE', presence, 0, -1)
+    for i = 1, #members do
+      if string.sub(members[i], 1, #prefix) ~= prefix then
+        others = true
+        break
+      end
+    end
+  end
+  if others then
+    if added_bytes <= wake_bytes then
+      redis.call(publish, wake, last_id .. ' ' .. cjson.encode({previous_id or '', added}))
+    else
+      redis.call(publish, wake, last_id)
+    end
   end
 end
 
+-- Fewer taken than asked for: both lists were empty a moment ago.
 local more = 0
-if redis.call('LLEN', pending) > 0 or redis.call('LLEN', mailbox) > 0 then more = 1 end
-return {moved, dead_count, room, more, last_id, reasons, previous_id, added}
+if #taken == want and (redis.call('LLEN', pending) > 0 or redis.call('LLEN', mailbox) > 0) then
+  more = 1
+end
+return {moved, dead_count, room, more, last_id, reasons, previous_id, added, false}
