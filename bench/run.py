@@ -770,6 +770,7 @@ class Bench:
             spy = (
                 self.profile(server, f"throughput-{label}", plan.tp_window_s) if rep == 0 else None
             )
+            self.redis.config_resetstat()
             d0 = self.generators.total(DELIVERIES)
             app0 = cpu_seconds(server.workers)
             redis0 = cpu_seconds([self.redis_ps])
@@ -781,6 +782,7 @@ class Bench:
             t1 = time.monotonic()
             app1 = cpu_seconds(server.workers)
             redis1 = cpu_seconds([self.redis_ps])
+            commands = self.info("commandstats")
             gen1 = cpu_seconds(self.generators.ps)
             prod1 = cpu_seconds([self.producer.ps])
             sent = self.producer.result()["sent"]
@@ -804,6 +806,16 @@ class Bench:
                     "generator_share_of_cpu_used_pct": (gen1 - gen0) / max(1e-9, total_cpu) * 100,
                     "all_delivered_after": drained,
                     "lost_streams": self.generators.total(LOST),
+                    # The costliest commands: (calls, microseconds in Redis) per delivery.
+                    "redis_commands_per_delivery": {
+                        name.removeprefix("cmdstat_"): (
+                            round(row["calls"] / max(1, d1 - d0), 3),
+                            round(row["usec"] / max(1, d1 - d0), 2),
+                        )
+                        for name, row in sorted(commands.items(), key=lambda kv: -kv[1]["usec"])[
+                            :12
+                        ]
+                    },
                 }
             )
         result = {"reps": reps}

@@ -21,12 +21,12 @@ from pathlib import Path
 import redis
 from redis.commands.core import Script
 from redis.connection import AbstractConnection
-from redis.exceptions import NoScriptError, RedisClusterException
+from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
 
 from push.keys import UserKeys, history_key
 from push.redis_clients import queue_script, redis_client
 from push.redis_cluster import dedicated_connection_kwargs, node_client, primary_for
-from push.tracking import TrackedConnection
+from push.tracking import TrackedConnection, pack
 from push.wakes import ChannelWakes, ShardedWakes, WakeSubscriber
 
 #: Seconds a short command may take before the connection counts as broken.
@@ -374,11 +374,49 @@ class Store:
         return bool(self._mark(keys=[keys.state], args=[entry.id, entry.n, ttl_s]))
 
     def mark_delivered_many(self, marks: list[tuple[UserKeys, Entry]], ttl_s: int) -> None:
-        """Several users' delivered marks in one round trip (see mark_delivered)."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            for keys, entry in marks:
-                queue_script(pipe, self._mark, [keys.state], [entry.id, entry.n, ttl_s])
-            pipe.execute()
+        """Several users' delivered marks in one round trip (see mark_delivered).
+
+        On one Redis the commands are packed here and sent on a pooled connection as they
+        are: a redis-py pipeline of scripts asks SCRIPT EXISTS first (a round trip more)
+        and packs each command in Python. A mark is idempotent (it only moves forward), so
+        after a NOSCRIPT (Redis restarted) the whole batch goes again once loaded."""
+        if self.cluster:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for keys, entry in marks:
+                    queue_script(pipe, self._mark, [keys.state], [entry.id, entry.n, ttl_s])
+                pipe.execute()
+            return
+        sha = self._mark.sha
+        data = b"".join(
+            pack(("EVALSHA", sha, 1, keys.state, entry.id, entry.n, ttl_s)) for keys, entry in marks
+        )
+        if self._send_packed(data, len(marks)):
+            self.redis.script_load(self._mark.script)
+            self._send_packed(data, len(marks))
+
+    def _send_packed(self, data: bytes, count: int) -> bool:
+        """Send `count` packed commands on a pooled connection and read their answers;
+        True if a script was missing. Another error answer is raised once all are read."""
+        pool = self.redis.connection_pool
+        connection = pool.get_connection()
+        missing, failure = False, None
+        try:
+            connection.send_packed_command([data])
+            for _ in range(count):
+                try:
+                    connection.read_response()
+                except NoScriptError:
+                    missing = True
+                except ResponseError as error:
+                    failure = failure or error
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
+        if failure is not None:
+            raise failure
+        return missing
 
     def mover_lease(
         self, keys: UserKeys, mover_id: str, op: str, dead_holder: str = ""

@@ -38,6 +38,11 @@ _native_poll = monkey.get_original("select", "poll")
 _READABLE = select.POLLIN | select.POLLERR | select.POLLHUP
 
 
+#: One command in Redis's wire format (RESP), packed in C: a user's drain, packed once
+#: when the watcher starts watching it, costs no packing per message.
+pack = hiredis.pack_command
+
+
 class TrackingRefused(Exception):
     """The server will not track keys for us (too old, an ACL, a proxy in between): the
     mailbox watcher cannot work there, and the service falls back to blocking movers."""
@@ -96,12 +101,16 @@ class TrackedConnection:
         """Send `commands` in one write and return their replies in order; an error reply
         is returned as a hiredis ReplyError, not raised. Push messages read on the way are
         kept for `take_invalidated`."""
+        return self.execute_packed(b"".join(map(pack, commands)), len(commands))
+
+    def execute_packed(self, data: bytes, count: int) -> list:
+        """`execute` for commands already packed (`pack`): `count` of them in `data`."""
         if self._sock is None:
             raise ConnectionError("the tracked connection is closed")
-        self._connection.send_packed_command(self._connection.pack_commands(commands))
+        self._connection.send_packed_command([data], check_health=False)
         replies: list = []
         reader = self._reader
-        while len(replies) < len(commands):
+        while len(replies) < count:
             item = reader.gets()
             if item is False:
                 self._receive()

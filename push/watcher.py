@@ -49,7 +49,7 @@ from push.metrics import REDIS_ERRORS
 from push.presence import worker_prefix
 from push.redis_clients import REDIS_UNAVAILABLE
 from push.store import DrainResult, LeaseClaim, Store, drain_result
-from push.tracking import TrackedConnection, TrackingRefused
+from push.tracking import TrackedConnection, TrackingRefused, pack
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,8 @@ PASSING = {"TRYAGAIN", "CLUSTERDOWN", "LOADING", "BUSY", "MASTERDOWN"}
 WRONG_SERVER = {"READONLY", "MOVED", "ASK"}
 #: Error replies that mean the server forgot our scripts (a restart, a promoted replica).
 NO_SCRIPT = "NOSCRIPT"
+#: What arms the next command's key for one invalidation (tracking.py).
+ARM = pack(("CLIENT", "CACHING", "yes"))
 
 
 class WatchedMailbox:
@@ -86,6 +88,7 @@ class WatchedMailbox:
         "node",
         "on_moved",
         "on_reopened",
+        "packed",
         "queued_at",
         "steal_from",
         "stopped",
@@ -117,6 +120,9 @@ class WatchedMailbox:
         #: the earliest time it has a timer queued for.
         self.look_at = 0.0
         self.queued_at: float | None = None
+        #: This user's turn in a pipeline, packed once: its drain with a claim on the
+        #: lease, then `CLIENT CACHING yes` and `LLEN mailbox`, which arm its hint again.
+        self.packed = b""
 
     @property
     def holder_worker(self) -> str | None:
@@ -169,8 +175,19 @@ class MailboxWatcher:
     ) -> WatchedMailbox:
         """Start watching a user's mailbox: it is drained (and its lease claimed) at once."""
         user = WatchedMailbox(keys, on_moved, on_reopened)
+        user.packed = self.pack_turn(keys, LeaseClaim(self.holder_id))
         self._place(user)
         return user
+
+    def pack_turn(self, keys: UserKeys, claim: LeaseClaim) -> bytes:
+        """A user's three commands in a pipeline: drain with `claim`, arm the hint again."""
+        return b"".join(
+            (
+                pack(self.store.drain_command(keys, self.limits, claim, self.prefix)),
+                ARM,
+                pack(("LLEN", keys.mailbox)),
+            )
+        )
 
     def unwatch(self, user: WatchedMailbox) -> None:
         """The user's last local connection went: give its lease back, if it was ours."""
@@ -455,20 +472,17 @@ class NodeWatch:
             del self.dirty[user]
         releases = list(self.releases.items())
         self.releases.clear()
-        commands: list[tuple] = []
-        for user in users:
-            claim = LeaseClaim(
-                watcher.holder_id,
-                "steal" if user.steal_from else "claim",
-                user.steal_from or "",
-            )
-            commands.append(store.drain_command(user.keys, watcher.limits, claim, watcher.prefix))
-            commands.append(("CLIENT", "CACHING", "yes"))
-            commands.append(("LLEN", user.keys.mailbox))
-        for _, keys in releases:
-            commands.append(store.lease_command(keys, watcher.holder_id, "release"))
+        packed = [
+            watcher.pack_turn(user.keys, LeaseClaim(watcher.holder_id, "steal", user.steal_from))
+            if user.steal_from
+            else user.packed
+            for user in users
+        ]
+        packed += [
+            pack(store.lease_command(keys, watcher.holder_id, "release")) for _, keys in releases
+        ]
         try:
-            replies = connection.execute(commands)
+            replies = connection.execute_packed(b"".join(packed), 3 * len(users) + len(releases))
         except BaseException:
             for user in users:
                 self.dirty[user] = None

@@ -34,7 +34,9 @@ local lease, presence = KEYS[6], KEYS[7]
 local window = tonumber(ARGV[1])
 local batch = tonumber(ARGV[2])
 local maxlen = tonumber(ARGV[3])
-local ttl = tonumber(ARGV[4])
+-- Numbers handed to redis.call are formatted as text: Lua's own conversion of a number
+-- goes through printf's floating-point path (about 1 us each here); '%d' does not.
+local ttl = ARGV[4]
 local max_bytes = tonumber(ARGV[5])
 local wake = ARGV[6]
 local publish = ARGV[7] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH'
@@ -90,7 +92,7 @@ local delivered = tonumber(counters[2]) or 0
 local previous_id = counters[3] or false
 if seq > 0 and not previous_id then
   -- A history written before the state kept its newest id.
-  local before = redis.call('XREVRANGE', history, '+', '-', 'COUNT', 1)
+  local before = redis.call('XREVRANGE', history, '+', '-', 'COUNT', '1')
   if before[1] then previous_id = before[1][1] end
 end
 local room = window - (seq - delivered)
@@ -99,9 +101,9 @@ local want = math.min(batch, room)
 
 local taken = {}
 if want > 0 then
-  taken = redis.call('RPOP', pending, want) or {}
+  taken = redis.call('RPOP', pending, string.format('%d', want)) or {}
   if #taken < want then
-    local fresh = redis.call('RPOP', mailbox, want - #taken)
+    local fresh = redis.call('RPOP', mailbox, string.format('%d', want - #taken))
     if fresh then
       for i = 1, #fresh do taken[#taken + 1] = fresh[i] end
     end
@@ -121,12 +123,12 @@ for i = 1, #taken do
   end
   if why then
     redis.call('LPUSH', dead, message)
-    redis.call('LTRIM', dead, 0, 999)
+    redis.call('LTRIM', dead, '0', '999')
     dead_count = dead_count + 1
     reasons[#reasons + 1] = why
   else
     seq = seq + 1
-    last_id = redis.call('XADD', history, '*', 'd', message, 'n', seq)
+    last_id = redis.call('XADD', history, '*', 'd', message, 'n', string.format('%d', seq))
     added[#added + 1] = {last_id, seq, message}
     added_bytes = added_bytes + #message
     moved = moved + 1
@@ -135,18 +137,19 @@ for i = 1, #taken do
 end
 
 if moved > 0 then
-  redis.call('HSET', state, 'seq', seq, 'last', last_id)
+  redis.call('HSET', state, 'seq', string.format('%d', seq), 'last', last_id)
   local length = redis.call('XLEN', history)
   if length > maxlen then
-    local dropped = redis.call('XRANGE', history, '-', '+', 'COUNT', length - maxlen)
+    local excess = string.format('%d', length - maxlen)
+    local dropped = redis.call('XRANGE', history, '-', '+', 'COUNT', excess)
     redis.call('HSET', state, 'trimmed', dropped[#dropped][1])
-    redis.call('XTRIM', history, 'MAXLEN', maxlen)
+    redis.call('XTRIM', history, 'MAXLEN', ARGV[3])
   end
   redis.call('EXPIRE', history, ttl)
   redis.call('EXPIRE', state, ttl)
   local others = prefix == ''
   if not others then
-    local members = redis.call('ZRANGE', presence, 0, -1)
+    local members = redis.call('ZRANGE', presence, '0', '-1')
     for i = 1, #members do
       if string.sub(members[i], 1, #prefix) ~= prefix then
         others = true

@@ -6,7 +6,8 @@
 local current = tonumber(redis.call('HGET', KEYS[1], 'delivered_n')) or 0
 if tonumber(ARGV[2]) <= current then return 0 end
 local now = redis.call('TIME')
+-- '%d': Lua's own number-to-text goes through printf's floating-point path.
 redis.call('HSET', KEYS[1], 'delivered_n', ARGV[2], 'delivered_id', ARGV[1],
-  'delivered_at', now[1] * 1000 + math.floor(now[2] / 1000))
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+  'delivered_at', string.format('%d', now[1] * 1000 + math.floor(now[2] / 1000)))
+redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
