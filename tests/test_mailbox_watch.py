@@ -105,7 +105,8 @@ def test_the_watcher_holds_no_blocked_connection_and_publishes_no_needless_wake(
         assert r.info("commandstats").get("cmdstat_publish", {}).get("calls", 0) == published
         assert mover_pids(r, user_id) == set()
         assert r.info("clients")["blocked_clients"] == 0
-        assert len(watcher_connections(r, quiet_service)) == 2  # one per worker
+        # One per worker that has served a stream, whatever the number of users.
+        assert 1 <= len(watcher_connections(r, quiet_service)) <= 2
 
 
 @pytest.mark.parametrize("backend", ["redis"])
@@ -117,7 +118,8 @@ def test_a_watcher_connection_cut_loses_nothing_and_hints_come_back(quiet_servic
         wait_until(lambda: drainer_pids(r, user_id), what="a drainer")
         r.lpush(mailbox(user_id), "before")
         assert ws_frames(ws, 1, timeout=LIVE_S)[0]["data"] == "before"
-        for client in watcher_connections(r, quiet_service):
+        watchers = watcher_connections(r, quiet_service)
+        for client in watchers:
             r.client_kill_filter(_id=client["id"])
         r.lpush(mailbox(user_id), *[f"while down {n}" for n in range(20)])
         got = [frame["data"] for frame in ws_frames(ws, 20, timeout=DEADLINE_S)]
