@@ -240,6 +240,9 @@ async def open_all(state: State, spec: dict) -> None:
     slots = asyncio.Semaphore(spec["concurrency"])
     deadline = time.monotonic() + spec["max_s"]
     ws = spec["transport"] == "ws"
+    # One source address per generator: one address reaches one server port through at
+    # most 28,232 ephemeral ports here, fewer than a capacity ramp's streams.
+    local_addr = (spec["source"], 0) if spec.get("source") else None
 
     async def open_one(user_id: str) -> None:
         released = False
@@ -256,7 +259,9 @@ async def open_all(state: State, spec: dict) -> None:
             client.on_head = release
         try:
             await asyncio.wait_for(
-                loop.create_connection(lambda: client, "127.0.0.1", spec["port"]),
+                loop.create_connection(
+                    lambda: client, "127.0.0.1", spec["port"], local_addr=local_addr
+                ),
                 CONNECT_TIMEOUT_S,
             )
         except (TimeoutError, OSError):

@@ -18,7 +18,12 @@ import matplotlib.pyplot as plt
 PUSH, PEER = "push-sse", "flask-sse"
 #: Seconds the probe message had to reach every stream (run.py's PROBE_S).
 PROBE_S = 5.0
-COLORS = {"push-sse": "#1f77b4", "push-ws": "#2ca02c", "flask-sse": "#d62728"}
+COLORS = {
+    "push-sse": "#1f77b4",
+    "push-ws": "#2ca02c",
+    "push-sse-block": "#9467bd",
+    "flask-sse": "#d62728",
+}
 
 
 def get(results: dict, *path):
@@ -58,136 +63,396 @@ def verdict(ok: bool | None) -> str:
     return "**met**" if ok else "**not met**"
 
 
-#: What the issue measured Flask-SSE at, on the machine it was written on: 200 users x 5
+#: What issue 4 measured Flask-SSE at, on the machine it was written on: 200 users x 5
 #: tabs under gunicorn with 2 gevent workers.
 REFERENCE_PEER_DELIVERIES_PER_S = 45_000
 REFERENCE_PEER_US_PER_DELIVERY = 25.0
+#: The last full run before the mailbox watcher (2026-11-27): 200 users x 5 tabs.
+LAST_RATIO_5TABS = 7.72
+LAST_US_5TABS = 7.7
+#: Issue 17's bounds.
+WATCHER_CONNECTIONS_PER_WORKER = 20
+CAPACITY_KB_PER_STREAM = 25.0
+P50_SLACK_MS = 0.2
+
+
+def shape(results: dict, tabs: int) -> dict:
+    return get(results, "scenarios", "shapes", f"x{tabs}") or {}
+
+
+def tp_of(results: dict, tabs: int, label: str) -> dict:
+    return get(shape(results, tabs), label, "throughput") or {}
+
+
+def lat_of(results: dict, tabs: int, label: str, streams: int) -> dict:
+    latency = get(shape(results, tabs), label, "latency") or {}
+    return latency.get(str(streams)) or latency.get(streams) or {}
 
 
 def machine_speed(results: dict) -> list[str]:
-    """How fast this machine ran the peer against the issue's reference measurement, so
-    that absolute targets (8 us, 1 ms, 20,000 in the ramp) can be read against it."""
-    tp = get(results, "scenarios", "throughput") or {}
-    peer_rate = get(tp, PEER, "deliveries_per_s", "median")
-    peer_us = get(tp, PEER, "app_cpu_us_per_delivery", "median")
-    push_us = get(tp, PUSH, "app_cpu_us_per_delivery", "median")
-    if not (peer_rate and peer_us and push_us):
+    """How fast this machine ran the peer against issue 4's reference measurement, so
+    that absolute figures can be read against it."""
+    peer_rate = get(tp_of(results, 5, PEER), "deliveries_per_s", "median")
+    peer_us = get(tp_of(results, 5, PEER), "app_cpu_us_per_delivery", "median")
+    if not (peer_rate and peer_us):
         return []
     slower = peer_us / REFERENCE_PEER_US_PER_DELIVERY
     return [
         "",
         f"**This machine's speed.** Here Flask-SSE delivered {peer_rate:,.0f}/s at "
-        f"{peer_us:.1f} µs of app CPU each; the issue measured it at about "
-        f"{REFERENCE_PEER_DELIVERIES_PER_S:,}/s and {REFERENCE_PEER_US_PER_DELIVERY:g} µs on "
-        f"its reference machine, so this one did the same work {slower:.1f}× slower. Read "
-        f"the absolute targets against that: push's {push_us:.1f} µs per delivery would be "
-        f"about {push_us / slower:.1f} µs at the reference's speed (the target's 8 µs is "
-        "about a third of Flask-SSE's 25 µs; push used "
-        f"{push_us / peer_us:.2f}× of Flask-SSE's here), and the connection ramp and the "
-        "latencies are bound by the same CPU.",
+        f"{peer_us:.1f} µs of app CPU each for 200 users × 5 tabs; issue 4 measured it at "
+        f"about {REFERENCE_PEER_DELIVERIES_PER_S:,}/s and {REFERENCE_PEER_US_PER_DELIVERY:g} µs "
+        f"on its reference machine, so this one did the same work {slower:.1f}× slower. The "
+        "ratios against Flask-SSE in the same run are the fair comparison.",
     ]
 
 
+def _row(target: str, push: str, peer: str, ratio_text: str, met: bool | None) -> dict:
+    return {"target": target, "push": push, "peer": peer, "ratio": ratio_text, "met": met}
+
+
 def targets(results: dict) -> list[dict]:
-    """Each target of the issue: push's figure, the peer's, the ratio, met or not."""
+    """Issue 17's targets: push's figure, the peer's, the ratio, met or not."""
     plan = results["plan"]
-    quick = plan["name"] != "full"
-    scale = " (quick scale)" if quick else ""
+    scale = " (quick scale)" if plan["name"] != "full" else ""
+    rows = []
+    one_users = plan["tp_users_1tab"]
+    push_tp, peer_tp = tp_of(results, 1, PUSH), tp_of(results, 1, PEER)
+    push_rate, peer_rate = push_tp.get("deliveries_per_s"), peer_tp.get("deliveries_per_s")
+    rows.append(
+        _row(
+            f"users × 1 ({one_users:,} users, SSE): deliveries/s ≥ 2× Flask-SSE" + scale,
+            span(push_rate, 0, "/s"),
+            span(peer_rate, 0, "/s"),
+            ratio(push_rate, peer_rate),
+            None
+            if not (push_rate and peer_rate)
+            else push_rate["median"] >= 2 * peer_rate["median"],
+        )
+    )
+    push_redis = push_tp.get("redis_cpu_us_per_delivery")
+    peer_redis = peer_tp.get("redis_cpu_us_per_delivery")
+    rows.append(
+        _row(
+            f"users × 1 ({one_users:,} users): Redis CPU per delivery ≤ Flask-SSE's" + scale,
+            span(push_redis, 1, " µs"),
+            span(peer_redis, 1, " µs"),
+            ratio(push_redis, peer_redis),
+            None
+            if not (push_redis and peer_redis)
+            else push_redis["median"] <= peer_redis["median"],
+        )
+    )
+    for tabs in (1, 5):
+        for streams in (plan["lat_small"], plan["lat_large"]):
+            push_lat = lat_of(results, tabs, PUSH, streams)
+            peer_lat = lat_of(results, tabs, PEER, streams)
+            p50, p99 = push_lat.get("p50"), push_lat.get("p99")
+            peer50, peer99 = peer_lat.get("p50"), peer_lat.get("p99")
+            met = None
+            if p50 and p99 and peer50 and peer99:
+                met = (
+                    p99["median"] <= peer99["median"]
+                    and p50["median"] <= peer50["median"] + P50_SLACK_MS
+                )
+            rows.append(
+                _row(
+                    f"light load, {streams:,} streams ({streams // tabs:,} users × {tabs}): "
+                    f"p99 ≤ Flask-SSE's, p50 ≤ Flask-SSE's + {P50_SLACK_MS:g} ms" + scale,
+                    f"p50 {span(p50, 2, ' ms')}, p99 {span(p99, 2, ' ms')}",
+                    f"p50 {span(peer50, 2, ' ms')}, p99 {span(peer99, 2, ' ms')}",
+                    f"p99 {ratio(p99, peer99)}",
+                    met,
+                )
+            )
+    workers = results["machine"]["workers"]
+    bound = WATCHER_CONNECTIONS_PER_WORKER * workers
+    clients_10k = (get(shape(results, 1), PUSH, "redis_clients") or {}).get(str(plan["lat_large"]))
+    cap = get(results, "scenarios", "capacity", PUSH) or {}
+    cap_clients = cap.get("redis_clients")
+    cells = []
+    if clients_10k is not None:
+        cells.append(f"**{clients_10k:,}** at {plan['lat_large']:,} users × 1")
+    if cap_clients:
+        cells.append(f"{span(cap_clients)} at {plan['cap_users']:,} users × 1")
+    worst = max(
+        [clients_10k] if clients_10k is not None else [],
+        default=None,
+    )
+    if cap_clients:
+        worst = max(worst or 0, cap_clients["max"])
+    block_10k = (get(shape(results, 1), "push-sse-block", "redis_clients") or {}).get(
+        str(plan["lat_large"])
+    )
+    rows.append(
+        _row(
+            f"Redis connections with the watcher ≤ {WATCHER_CONNECTIONS_PER_WORKER} per worker "
+            f"(≤ {bound} for {workers} workers), whatever the number of users",
+            "; ".join(cells) or "n/a",
+            f"blocking movers: {block_10k:,} at {plan['lat_large']:,} users"
+            if block_10k is not None
+            else "n/a",
+            "",
+            None if worst is None else worst <= bound,
+        )
+    )
+    if plan["cap_users"]:
+        held, kb = cap.get("held"), cap.get("rss_kb_per_conn")
+        rows.append(
+            _row(
+                f"{plan['cap_users']:,} one-stream users held on {workers} workers after the ramp",
+                span(held),
+                "n/a: two descriptors a stream",
+                "",
+                None if not held else held["min"] >= plan["cap_users"],
+            )
+        )
+        rows.append(
+            _row(
+                f"≤ {CAPACITY_KB_PER_STREAM:g} KB of worker RSS per idle stream at "
+                f"{plan['cap_users']:,} users × 1",
+                span(kb, 1, " KB"),
+                "",
+                "",
+                None if not kb else kb["median"] <= CAPACITY_KB_PER_STREAM,
+            )
+        )
+    five = plan["tp_users_5tabs"]
+    push5, peer5 = tp_of(results, 5, PUSH), tp_of(results, 5, PEER)
+    rate5, peer_rate5 = push5.get("deliveries_per_s"), peer5.get("deliveries_per_s")
+    us5 = push5.get("app_cpu_us_per_delivery")
+    ratio5 = rate5["median"] / peer_rate5["median"] if rate5 and peer_rate5 else None
+    rows.append(
+        _row(
+            f"{five} users × 5: no worse than the last full run ({LAST_RATIO_5TABS}× "
+            f"Flask-SSE, {LAST_US_5TABS} µs of app CPU per delivery)" + scale,
+            f"{span(rate5, 0, '/s')}, {span(us5, 1, ' µs')}",
+            span(peer_rate5, 0, "/s"),
+            ratio(rate5, peer_rate5),
+            None
+            if ratio5 is None or not us5
+            else ratio5 >= LAST_RATIO_5TABS and us5["median"] <= LAST_US_5TABS,
+        )
+    )
+    return rows
+
+
+def earlier_targets(results: dict) -> list[dict]:
+    """Issue 4's targets, still tracked, from this run's figures."""
+    plan = results["plan"]
     conn = get(results, "scenarios", "connections") or {}
-    tp = get(results, "scenarios", "throughput") or {}
-    lat = get(results, "scenarios", "latency_10k") or {}
     rows = []
     goal = plan["conn_total"]
     for label in ("push-sse", "push-ws"):
         held = get(conn, label, "held")
-        opened = get(conn, label, "open")
         rows.append(
-            {
-                "target": f"≥ {goal:,} concurrent {label[5:].upper()} connections on 2 workers"
-                + scale
-                + f" (held: got the probe; ramp ≤ {plan['conn_max_s']:g} s)",
-                "push": span(held) + (f" [open {opened['median']:,.0f}]" if opened else ""),
-                "peer": span(get(conn, PEER, "held")) if label == "push-sse" else "no WebSocket",
-                "ratio": ratio(held, get(conn, PEER, "held")) if label == "push-sse" else "",
-                "met": None if not held else held["min"] >= goal,
-            }
+            _row(
+                f"≥ {goal:,} concurrent {label[5:].upper()} connections on 2 workers "
+                f"({plan['conn_tabs']} a user; ramp ≤ {plan['conn_max_s']:g} s)",
+                span(held),
+                span(get(conn, PEER, "held")) if label == "push-sse" else "no WebSocket",
+                ratio(held, get(conn, PEER, "held")) if label == "push-sse" else "",
+                None if not held else held["min"] >= goal,
+            )
         )
-    for label in ("push-sse", "push-ws"):
         kb = get(conn, label, "rss_kb_per_conn")
         rows.append(
-            {
-                "target": f"≤ 40 KB app RSS per idle {label[5:].upper()} connection",
-                "push": span(kb, 1, " KB"),
-                "peer": span(get(conn, PEER, "rss_kb_per_conn"), 1, " KB")
+            _row(
+                f"≤ 40 KB app RSS per idle {label[5:].upper()} connection",
+                span(kb, 1, " KB"),
+                span(get(conn, PEER, "rss_kb_per_conn"), 1, " KB")
                 if label == "push-sse"
                 else "no WebSocket",
-                "ratio": ratio(kb, get(conn, PEER, "rss_kb_per_conn"))
-                if label == "push-sse"
-                else "",
-                "met": None if not kb else kb["median"] <= 40,
-            }
+                ratio(kb, get(conn, PEER, "rss_kb_per_conn")) if label == "push-sse" else "",
+                None if not kb else kb["median"] <= 40,
+            )
         )
-    push_tp, peer_tp = get(tp, PUSH, "deliveries_per_s"), get(tp, PEER, "deliveries_per_s")
-    ok = None
-    if push_tp and peer_tp:
-        ok = push_tp["median"] >= 3 * peer_tp["median"]
+    push5, peer5 = tp_of(results, 5, PUSH), tp_of(results, 5, PEER)
+    rate, peer_rate = push5.get("deliveries_per_s"), peer5.get("deliveries_per_s")
     rows.append(
-        {
-            "target": f"deliveries/s ≥ 3× Flask-SSE ({plan['tp_users']} users × "
-            f"{plan['tp_tabs']} tabs, SSE)",
-            "push": span(push_tp, 0, "/s"),
-            "peer": span(peer_tp, 0, "/s"),
-            "ratio": ratio(push_tp, peer_tp),
-            "met": ok,
-        }
+        _row(
+            f"deliveries/s ≥ 3× Flask-SSE ({plan['tp_users_5tabs']} users × 5 tabs, SSE)",
+            span(rate, 0, "/s"),
+            span(peer_rate, 0, "/s"),
+            ratio(rate, peer_rate),
+            None if not (rate and peer_rate) else rate["median"] >= 3 * peer_rate["median"],
+        )
     )
-    cpu = get(tp, PUSH, "app_cpu_us_per_delivery")
+    us = push5.get("app_cpu_us_per_delivery")
     rows.append(
-        {
-            "target": "about 8 µs of app CPU per delivery",
-            "push": span(cpu, 1, " µs"),
-            "peer": span(get(tp, PEER, "app_cpu_us_per_delivery"), 1, " µs"),
-            "ratio": ratio(cpu, get(tp, PEER, "app_cpu_us_per_delivery")),
-            "met": None if not cpu else cpu["median"] <= 8,
-        }
+        _row(
+            "about 8 µs of app CPU per delivery (users × 5)",
+            span(us, 1, " µs"),
+            span(peer5.get("app_cpu_us_per_delivery"), 1, " µs"),
+            ratio(us, peer5.get("app_cpu_us_per_delivery")),
+            None if not us else us["median"] <= 8,
+        )
     )
-    streams = get(lat, PUSH, "streams")
-    peer_streams = get(lat, PEER, "streams")
-    at = f"{plan['lat_total']:,}"
-    if not lat:  # quick: no separate ramp, the 1,000 streams of the throughput scenario
-        lat = get(results, "scenarios", "latency_1k") or {}
-        at = f"{plan['tp_users'] * plan['tp_tabs']:,}"
-        streams = peer_streams = None
+    large = plan["lat_large"]
     for key, limit in (("p50", 1.0), ("p99", 5.0)):
-        value = get(lat, PUSH, key)
+        value = lat_of(results, 5, PUSH, large).get(key)
+        peer = lat_of(results, 5, PEER, large).get(key)
         rows.append(
-            {
-                "target": f"latency {key} ≤ {limit:g} ms at {at} connections, "
-                f"{plan['lat_rate']:g} msg/s" + scale,
-                "push": span(value, 2, " ms") + (f" [{streams:,} streams]" if streams else ""),
-                "peer": span(get(lat, PEER, key), 2, " ms")
-                + (f" [{peer_streams:,} streams]" if peer_streams else ""),
-                "ratio": ratio(value, get(lat, PEER, key)),
-                "met": None if not value else value["median"] <= limit,
-            }
+            _row(
+                f"latency {key} ≤ {limit:g} ms at {large:,} connections (users × 5), "
+                f"{plan['lat_rate']:g} msg/s",
+                span(value, 2, " ms"),
+                span(peer, 2, " ms"),
+                ratio(value, peer),
+                None if not value else value["median"] <= limit,
+            )
         )
     clients = get(conn, PUSH, "redis_clients")
     online = get(conn, PUSH, "online_users")
     allowed = online["median"] + 10 * 2 if online else None
     rows.append(
-        {
-            "target": "Redis connections ≤ online users + 10 per worker "
-            f"({online['median']:,.0f} users online, {plan['conn_tabs']} tabs each: "
-            f"≤ {allowed:,.0f})"
+        _row(
+            f"Redis connections ≤ online users + 10 per worker ({online['median']:,.0f} "
+            f"users online: ≤ {allowed:,.0f})"
             if online
             else "Redis connections ≤ online users + 10 per worker",
-            "push": span(clients),
-            "peer": span(get(conn, PEER, "redis_clients")),
-            "ratio": ratio(clients, get(conn, PEER, "redis_clients")),
-            "met": None if not clients else clients["median"] <= allowed,
-        }
+            span(clients),
+            span(get(conn, PEER, "redis_clients")),
+            ratio(clients, get(conn, PEER, "redis_clients")),
+            None if not clients else clients["median"] <= allowed,
+        )
     )
     return rows
+
+
+def target_table(rows: list[dict]) -> list[str]:
+    lines = ["| target | push | Flask-SSE (same run) | ratio | |", "|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(
+            f"| {row['target']} | {row['push']} | {row['peer']} | {row['ratio']} | "
+            f"{verdict(row['met'])} |"
+        )
+    return lines
+
+
+THROUGHPUT_ROWS = (
+    ("deliveries_per_s", "deliveries/s at the clients", 0, ""),
+    ("app_cpu_us_per_delivery", "app CPU per delivery", 1, " µs"),
+    ("redis_cpu_us_per_delivery", "Redis CPU per delivery", 2, " µs"),
+    ("app_cpu_pct_of_core", "app CPU (2 workers)", 0, " % of a core"),
+    ("redis_cpu_pct_of_core", "Redis CPU", 0, " % of a core"),
+    ("producer_cpu_pct_of_core", "producer CPU", 0, " % of a core"),
+    ("generator_cpu_pct_of_core", "load generators' CPU", 0, " % of a core"),
+    ("generator_share_of_cpu_used_pct", "generators' share of all CPU used", 0, " %"),
+)
+
+RAMP_ROWS = (
+    ("live", "streams live at the end of the ramp", 0, ""),
+    ("open", "streams open when measured", 0, ""),
+    ("held", "streams held (got the probe message)", 0, ""),
+    ("failed", "connects/handshakes failed", 0, ""),
+    ("accept_per_s", "accept rate (streams live/s during ramp)", 0, "/s"),
+    ("ramp_s", "ramp time", 1, " s"),
+    ("app_cpu_us_per_accept", "app CPU per accepted stream", 0, " µs"),
+    ("rss_mb", "worker RSS, total", 1, " MB"),
+    ("rss_kb_per_conn", "worker RSS per stream (Δ over idle workers)", 1, " KB"),
+    ("redis_bytes_per_conn", "Redis used_memory per stream", 0, " B"),
+    ("redis_clients", "Redis connected_clients (the apps')", 0, ""),
+    ("redis_clients_per_conn", "Redis clients per stream", 3, ""),
+    ("online_users", "online users (with a stream open)", 0, ""),
+    ("redis_clients_per_user", "Redis clients per online user", 2, ""),
+    ("generator_cpu_pct_of_core", "load generators' CPU during ramp", 0, " % of a core"),
+)
+
+
+def shape_sections(results: dict) -> list[str]:
+    plan = results["plan"]
+    lines: list[str] = []
+    for tabs in (1, 5):
+        systems = {
+            label: data for label, data in shape(results, tabs).items() if "error" not in data
+        }
+        if not systems:
+            continue
+        users = plan["tp_users_1tab"] if tabs == 1 else plan["tp_users_5tabs"]
+        labels = list(systems)
+        lines += [
+            f"### Users × {tabs}: throughput at {users:,} users ({users * tabs:,} streams), "
+            f"producers as fast as delivered ({plan['tp_inflight']:,} messages in flight), "
+            f"{plan['tp_window_s']:g} s windows",
+            "",
+            "| | " + " | ".join(labels) + " |",
+            "|---|" + "---|" * len(labels),
+        ]
+        for key, name, digits, unit in THROUGHPUT_ROWS:
+            cells = [span(get(systems[label], "throughput", key), digits, unit) for label in labels]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+        costly = get(systems.get(PUSH, {}), "throughput", "reps")
+        if costly:
+            top = costly[0].get("redis_commands_per_delivery") or {}
+            if top:
+                lines.append(
+                    "Redis's costliest commands for push-sse (first rep; calls and µs of "
+                    "Redis time per delivery, nested script commands counted in both): "
+                    + ", ".join(f"`{name}` {calls:g} / {us:g}" for name, (calls, us) in top.items())
+                    + "."
+                )
+                lines.append("")
+        for streams in (plan["lat_small"], plan["lat_large"]):
+            lat = {label: lat_of(results, tabs, label, streams) for label in labels}
+            lat = {label: data for label, data in lat.items() if data}
+            if not lat:
+                continue
+            lines += [
+                f"#### Users × {tabs}: latency at {streams:,} streams ({streams // tabs:,} "
+                f"users), {plan['lat_rate']:g} msg/s to random users, publish → client",
+                "",
+                "| | " + " | ".join(lat) + " | ratio push-sse ÷ flask-sse |",
+                "|---|" + "---|" * (len(lat) + 1),
+            ]
+            for stat in ("p50", "p90", "p99", "max"):
+                cells = [span(get(lat, label, stat), 2, " ms") for label in lat]
+                lines.append(
+                    f"| {stat} | "
+                    + " | ".join(cells)
+                    + f" | {ratio(get(lat, PUSH, stat), get(lat, PEER, stat))} |"
+                )
+            cells = [span(get(lat, label, "deliveries_per_rep")) for label in lat]
+            lines.append("| deliveries measured per rep | " + " | ".join(cells) + " | |")
+            cells = [span(get(lat, label, "app_cpu_pct_of_core"), 0, " %") for label in lat]
+            lines.append("| app CPU meanwhile (% of a core) | " + " | ".join(cells) + " | |")
+            lines.append("")
+        lines += [
+            f"#### Users × {tabs}: Redis connections and worker RSS as the streams opened",
+            "",
+            "| streams | " + " | ".join(labels) + " |",
+            "|---|" + "---|" * len(labels),
+        ]
+        stages = sorted({int(k) for data in systems.values() for k in data["redis_clients"]})
+        for stage in stages:
+            cells = []
+            for label in labels:
+                clients = systems[label]["redis_clients"].get(str(stage))
+                rss = systems[label]["rss_mb"].get(str(stage))
+                cells.append(
+                    f"{clients:,} clients, {rss:,.0f} MB" if clients is not None else "n/a"
+                )
+            lines.append(f"| {stage:,} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def ramp_section(title: str, ramps: dict, intro: str) -> list[str]:
+    labels = list(ramps)
+    lines = [
+        title,
+        "",
+        intro,
+        "",
+        "| | " + " | ".join(labels) + " |",
+        "|---|" + "---|" * len(labels),
+    ]
+    for key, name, digits, unit in RAMP_ROWS:
+        cells = [span(get(ramps, label, key), digits, unit) for label in labels]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
 
 
 def markdown(results: dict, plots: dict[str, str]) -> str:
@@ -203,119 +468,49 @@ def markdown(results: dict, plots: dict[str, str]) -> str:
         f"{machine['python']}, Redis {machine.get('redis', '?')}; both systems under "
         f"gunicorn with {machine['workers']} gevent workers (push: the repo's gunicorn.conf.py; "
         "Flask-SSE: bench/peer_gunicorn.conf.py, the same server settings; "
-        f"worker_connections {machine['worker_connections']:,}), the same Redis, "
-        f"`ulimit -n` {machine['nofile_limit']:,} (the hard limit here). Every figure: "
-        f"**median** (min–max) of {plan['reps']} repetitions. Ratio = push ÷ Flask-SSE. "
-        "One delivery = one message reaching one tab. Raw data: "
-        f"`{plots.get('json', '')}`.",
+        f"worker_connections {machine['worker_connections']:,}, "
+        f"{machine.get('capacity_worker_connections', 0):,} for the capacity ramp), the same "
+        f"Redis, `ulimit -n` {machine['nofile_limit']:,} (the hard limit here). Every figure: "
+        f"**median** (min–max) of {plan['reps']} repetitions, except the 20,000-stream ramps "
+        f"({plan['conn_reps']} each). Ratio = push ÷ Flask-SSE. One delivery = one message "
+        "reaching one tab. push-sse and push-ws: the default `PUSH_MAILBOX_WATCH=auto`, which "
+        "picks the mailbox watcher on this Redis; push-sse-block: `PUSH_MAILBOX_WATCH=block` "
+        f"(a blocked Redis connection per online user). Raw data: `{plots.get('json', '')}`.",
         "",
-        "## Targets (issue 4)",
+        "## Targets (issue 17: one connection per user)",
         "",
-        "| target | push | Flask-SSE (same run) | ratio | |",
-        "|---|---|---|---|---|",
+        *target_table(targets(results)),
+        "",
+        "## Targets of issue 4, still tracked",
+        "",
+        *target_table(earlier_targets(results)),
     ]
-    for row in targets(results):
-        lines.append(
-            f"| {row['target']} | {row['push']} | {row['peer']} | {row['ratio']} | "
-            f"{verdict(row['met'])} |"
-        )
     lines += machine_speed(results)
     lines += ["", "## All figures", ""]
-
+    lines += shape_sections(results)
+    cap = sc.get("capacity")
+    if cap:
+        lines += ramp_section(
+            f"### Capacity: idle streams ramped to {plan['cap_users']:,} users × 1, "
+            "fresh server per rep",
+            cap,
+            f"push with the mailbox watcher only: Flask-SSE needs two descriptors a stream "
+            f"(20,000 a process here), blocking movers a Redis connection a user. The ramp "
+            f"stops after {plan['cap_max_s']:g} s; the generators connect from 127.0.0.2-4 "
+            "(one source address reaches one port through at most 28,232 ephemeral ports).",
+        )
     conn = sc.get("connections")
     if conn:
-        lines += [
+        lines += ramp_section(
             f"### Connections: idle streams ramped to {plan['conn_total']:,} "
-            f"({conn[PUSH]['users']:,} users × {plan['conn_tabs']} tabs), fresh server per rep",
-            "",
-            f"The ramp stops after {plan['conn_max_s']:g} s (the run's time budget: 9 ramps "
-            f"of 3 systems × {plan['reps']} reps), so reaching {plan['conn_total']:,} takes "
-            f"≥ {plan['conn_total'] / plan['conn_max_s']:,.0f} accepts/s. *Open* = streams "
-            "whose response head arrived (Flask-SSE: its Redis subscriptions) when RSS and "
-            "Redis were read; per-stream figures divide by it. *Held* = streams that then "
-            f"received a probe message (one per user) within {PROBE_S:g} s.",
-            "",
-            "| | push SSE | push WS | Flask-SSE |",
-            "|---|---|---|---|",
-        ]
-        for key, name, digits, unit in (
-            ("live", "streams live at the end of the ramp", 0, ""),
-            ("open", "streams open when measured", 0, ""),
-            ("held", "streams held (got the probe message)", 0, ""),
-            ("failed", "connects/handshakes failed", 0, ""),
-            ("accept_per_s", "accept rate (streams live/s during ramp)", 0, "/s"),
-            ("ramp_s", "ramp time", 1, " s"),
-            ("app_cpu_us_per_accept", "app CPU per accepted stream", 0, " µs"),
-            ("rss_mb", "worker RSS, total", 1, " MB"),
-            ("rss_kb_per_conn", "worker RSS per stream (Δ over idle workers)", 1, " KB"),
-            ("redis_bytes_per_conn", "Redis used_memory per stream", 0, " B"),
-            ("redis_clients", "Redis connected_clients (the apps')", 0, ""),
-            ("redis_clients_per_conn", "Redis clients per stream", 3, ""),
-            ("online_users", "online users (with a stream open)", 0, ""),
-            ("redis_clients_per_user", "Redis clients per online user", 2, ""),
-            ("generator_cpu_pct_of_core", "load generators' CPU during ramp", 0, " % of a core"),
-        ):
-            cells = [
-                span(get(conn, label, key), digits, unit) for label in ("push-sse", "push-ws", PEER)
-            ]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        lines.append("")
-
-    tp = sc.get("throughput")
-    if tp:
-        lines += [
-            f"### Throughput: {plan['tp_users']} users × {plan['tp_tabs']} tabs, producers as "
-            f"fast as delivered ({plan['tp_inflight']:,} messages in flight), "
-            f"{plan['tp_window_s']:g} s windows",
-            "",
-            "| | " + " | ".join(tp) + " |",
-            "|---|" + "---|" * len(tp),
-        ]
-        for key, name, digits, unit in (
-            ("deliveries_per_s", "deliveries/s at the clients", 0, ""),
-            ("app_cpu_us_per_delivery", "app CPU per delivery", 1, " µs"),
-            ("redis_cpu_us_per_delivery", "Redis CPU per delivery", 2, " µs"),
-            ("app_cpu_pct_of_core", "app CPU (2 workers)", 0, " % of a core"),
-            ("redis_cpu_pct_of_core", "Redis CPU", 0, " % of a core"),
-            ("producer_cpu_pct_of_core", "producer CPU", 0, " % of a core"),
-            ("generator_cpu_pct_of_core", "load generators' CPU", 0, " % of a core"),
-            ("generator_share_of_cpu_used_pct", "generators' share of all CPU used", 0, " %"),
-        ):
-            cells = [span(get(tp, label, key), digits, unit) for label in tp]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        lines.append("")
-
-    for key, title in (("latency_1k", "light load on the throughput streams"), ("latency_10k", "")):
-        lat = sc.get(key)
-        if not lat:
-            continue
-        streams = ", ".join(
-            f"{label} {lat[label].get('streams', '?')}" for label in lat if "streams" in lat[label]
+            f"({plan['conn_total'] // plan['conn_tabs']:,} users × {plan['conn_tabs']} tabs), "
+            "fresh server per rep",
+            conn,
+            f"The ramp stops after {plan['conn_max_s']:g} s. *Open* = streams whose response "
+            "head arrived (Flask-SSE: its Redis subscriptions) when RSS and Redis were read; "
+            "per-stream figures divide by it. *Held* = streams that then received a probe "
+            f"message (one per user) within {PROBE_S:g} s.",
         )
-        target = plan["tp_users"] * plan["tp_tabs"] if key == "latency_1k" else plan["lat_total"]
-        lines += [
-            f"### Latency at {target:,} streams: {plan['lat_rate']:g} msg/s to random users, "
-            "publish → client"
-            + (f" ({title}; streams: {streams})" if title else f" (streams: {streams})"),
-            "",
-            "| | " + " | ".join(lat) + " | ratio push-sse ÷ flask-sse |",
-            "|---|" + "---|" * (len(lat) + 1),
-        ]
-        for stat in ("p50", "p90", "p99", "max"):
-            cells = [span(get(lat, label, stat), 2, " ms") for label in lat]
-            lines.append(
-                f"| {stat} | "
-                + " | ".join(cells)
-                + f" | {ratio(get(lat, PUSH, stat), get(lat, PEER, stat))} |"
-            )
-        cells = [span(get(lat, label, "deliveries_per_rep")) for label in lat]
-        lines.append("| deliveries measured per rep | " + " | ".join(cells) + " | |")
-        cells = [span(get(lat, label, "app_cpu_pct_of_core"), 0, " %") for label in lat]
-        lines.append("| app CPU meanwhile (% of a core) | " + " | ".join(cells) + " | |")
-        cells = [span(get(lat, label, "generator_cpu_pct_of_core"), 0, " %") for label in lat]
-        lines.append("| load generators' CPU (% of a core) | " + " | ".join(cells) + " | |")
-        lines.append("")
-
     backlog = sc.get("backlog")
     if backlog:
         lines += [
@@ -331,7 +526,6 @@ def markdown(results: dict, plots: dict[str, str]) -> str:
             "| n/a |",
             "",
         ]
-
     raw = sc.get("raw")
     if raw:
         lines += [
@@ -347,14 +541,6 @@ def markdown(results: dict, plots: dict[str, str]) -> str:
             lines.append(
                 f"| {label} | {span(data['msgs_per_s'])} | {client:.1f} µs | {server:.1f} µs |"
             )
-        if tp and get(tp, PUSH, "deliveries_per_s"):
-            one = raw.get("redis-py loop, 1 per round trip", {}).get("msgs_per_s")
-            if one:
-                lines.append("")
-                lines.append(
-                    f"push SSE delivered {ratio(get(tp, PUSH, 'deliveries_per_s'), one)} the "
-                    "one-message-per-round-trip loop's rate (5 tabs per message, batched drains)."
-                )
         lines.append("")
 
     lines += ["## Plots", ""]
@@ -365,39 +551,42 @@ def markdown(results: dict, plots: dict[str, str]) -> str:
     lines += [
         "## How it is measured",
         "",
+        "- Shapes: one server per system and shape; its streams open in stages (the light-load "
+        "latency at the smaller count, the throughput at its users, the latency at the larger "
+        "count), each stage measured before the next opens, every stream probed with one "
+        "message first.",
         "- Load: separate generator processes (asyncio on uvloop, raw sockets, hand-written "
-        "HTTP/1.1 and WebSocket framing); a delivery is counted per SSE `data:` event or WS "
-        "text frame. Their CPU is shown above.",
+        "HTTP/1.1 and WebSocket framing), each connecting from its own loopback address; a "
+        "delivery is counted per SSE `data:` event or WS text frame. Their CPU is shown above.",
         "- Producer: a separate process with redis-py pipelines: `LPUSH user_<id>_messages` "
         'for push, `PUBLISH user_<id> {"data": ...}` (what `sse.publish` sends) for Flask-SSE. '
         "Payloads are 64 bytes with `ts=<time.time_ns()>`; latency = receive − stamp.",
         "- App RSS = sum of the 2 gunicorn workers' RSS (psutil); per stream = (RSS with the "
-        "streams − RSS of the warmed-up idle workers) ÷ streams held. Redis memory = "
+        "streams − RSS of the warmed-up idle workers) ÷ streams open. Redis memory = "
         "`INFO memory used_memory`, clients = `INFO clients connected_clients` less the "
         "bench's own.",
         "- CPU per delivery = process CPU time (user+system) in the window ÷ deliveries in "
-        "the window.",
+        "the window. All processes share the machine's 2 cores, so throughput is bound by the "
+        "CPU all of them use per delivery.",
         "- Throughput: the producer keeps a fixed number of messages in flight (sent, not yet "
         "received by all tabs), so it runs as fast as the system delivers.",
         "- Flask-SSE sends its response head only with the first message; its streams count as "
         "live by their Redis connection (one pub/sub connection each), and as held once they "
         "received the probe message, like push's.",
-        "- `ulimit -n` cannot be raised past the hard limit here; a Flask-SSE worker needs two "
-        "descriptors per stream (client socket + its own Redis connection), and Redis one per "
-        "Flask-SSE stream.",
         "",
     ]
     return "\n".join(lines)
 
 
 def plot_latency(results: dict, path: Path) -> bool:
+    plan = results["plan"]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     drew = False
-    for key, style in (("latency_10k", "-"), ("latency_1k", "--")):
-        lat = get(results, "scenarios", key) or {}
-        for label, data in lat.items():
-            values = data.get("cdf_ms") or []
-            if not values:
+    for tabs, style in ((1, "-"), (5, "--")):
+        for label in shape(results, tabs):
+            lat = lat_of(results, tabs, label, plan["lat_large"])
+            values = lat.get("cdf_ms") or []
+            if not values or label == "push-ws":
                 continue
             n = len(values)
             ax.plot(
@@ -405,7 +594,7 @@ def plot_latency(results: dict, path: Path) -> bool:
                 [(i + 1) / n for i in range(n)],
                 style,
                 color=COLORS.get(label),
-                label=f"{label}, {data.get('streams', '?'):,} streams",
+                label=f"{label}, users × {tabs}, {plan['lat_large']:,} streams",
             )
             drew = True
     if not drew:
@@ -414,9 +603,9 @@ def plot_latency(results: dict, path: Path) -> bool:
     ax.set_xscale("log")
     ax.set_xlabel("publish → client latency (ms, log)")
     ax.set_ylabel("fraction of deliveries")
-    ax.set_title("Latency CDF at light load (500 msg/s), median repetition")
+    ax.set_title(f"Latency CDF at light load ({plan['lat_rate']:g} msg/s), median repetition")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -424,30 +613,33 @@ def plot_latency(results: dict, path: Path) -> bool:
 
 
 def plot_throughput(results: dict, path: Path) -> bool:
-    tp = get(results, "scenarios", "throughput") or {}
-    if not tp:
-        return False
-    labels = list(tp)
-    med = [tp[label]["deliveries_per_s"]["median"] for label in labels]
-    low = [m - tp[label]["deliveries_per_s"]["min"] for m, label in zip(med, labels, strict=True)]
-    high = [tp[label]["deliveries_per_s"]["max"] - m for m, label in zip(med, labels, strict=True)]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.bar(labels, med, yerr=[low, high], capsize=6, color=[COLORS.get(label) for label in labels])
-    for i, (value, up) in enumerate(zip(med, high, strict=True)):
-        ax.text(i + 0.08, value + up, f"{value:,.0f}", ha="left", va="bottom", fontsize=9)
-    raw = get(results, "scenarios", "raw") or {}
-    for (label, data), style in zip(raw.items(), (":", "-."), strict=False):
-        ax.axhline(
-            data["msgs_per_s"]["median"],
-            linestyle=style,
-            color="gray",
-            label=f"raw: {label} (msg/s)",
-        )
-    ax.set_ylabel("deliveries/s at the clients")
     plan = results["plan"]
-    ax.set_title(f"Throughput, {plan['tp_users']} users × {plan['tp_tabs']} tabs (median, min–max)")
-    if raw:
-        ax.legend(fontsize=8)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    drew = False
+    for ax, tabs in zip(axes, (1, 5), strict=True):
+        systems = {
+            label: data["throughput"]
+            for label, data in shape(results, tabs).items()
+            if data.get("throughput")
+        }
+        if not systems:
+            continue
+        labels = list(systems)
+        rates = [systems[label]["deliveries_per_s"] for label in labels]
+        med = [rate["median"] for rate in rates]
+        low = [rate["median"] - rate["min"] for rate in rates]
+        high = [rate["max"] - rate["median"] for rate in rates]
+        ax.bar(labels, med, yerr=[low, high], capsize=6, color=[COLORS.get(lb) for lb in labels])
+        for i, (value, up) in enumerate(zip(med, high, strict=True)):
+            ax.text(i, value + up, f"{value:,.0f}", ha="center", va="bottom", fontsize=8)
+        users = plan["tp_users_1tab"] if tabs == 1 else plan["tp_users_5tabs"]
+        ax.set_title(f"{users:,} users × {tabs}")
+        ax.tick_params(axis="x", labelsize=7)
+        drew = True
+    if not drew:
+        plt.close(fig)
+        return False
+    axes[0].set_ylabel("deliveries/s at the clients (median, min–max)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -455,11 +647,14 @@ def plot_throughput(results: dict, path: Path) -> bool:
 
 
 def plot_rss(results: dict, path: Path) -> bool:
-    conn = get(results, "scenarios", "connections") or {}
-    if not conn:
+    ramps = {}
+    for scenario, suffix in (("capacity", " × 1"), ("connections", " × 5")):
+        for label, data in (get(results, "scenarios", scenario) or {}).items():
+            ramps[f"{label}{suffix}"] = (label, data)
+    if not ramps:
         return False
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for label, data in conn.items():
+    for name, (label, data) in ramps.items():
         curve = data.get("curve") or []
         if not curve:
             continue
@@ -469,11 +664,12 @@ def plot_rss(results: dict, path: Path) -> bool:
             [(c[2]) / 2**20 for c in curve],
             marker=".",
             color=COLORS.get(label),
-            label=f"{label} (idle workers {base / 2**20:.0f} MB)",
+            linestyle="-" if name.endswith("1") else "--",
+            label=f"{name} (idle workers {base / 2**20:.0f} MB)",
         )
     ax.set_xlabel("live connections")
     ax.set_ylabel("worker RSS, 2 workers (MB)")
-    ax.set_title("App RSS during the ramp (median repetition)")
+    ax.set_title("App RSS during the ramps (median repetition)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -1,16 +1,23 @@
 """`make bench` / `make bench-quick`: push beside Flask-SSE and the raw Redis limit.
 
-    .venv/bin/python bench/run.py            # full: about 9 minutes on 2 cores
-    .venv/bin/python bench/run.py --quick    # under 2 minutes, for development
-    .venv/bin/python bench/run.py --only throughput,connections --profile /tmp/pyspy
+    .venv/bin/python bench/run.py            # full: about 13 minutes on 2 cores
+    .venv/bin/python bench/run.py --quick    # about 3 minutes, for development
+    .venv/bin/python bench/run.py --only shapes,capacity --profile /tmp/pyspy
 
 Starts its own Redis (a free port, maxclients raised) and, one at a time, gunicorn with
-2 gevent workers for push (`wsgi:app`, PUSH_DEMO=1) and for the peer (`peer_app:app`:
-Flask-SSE from PyPI; bench/peer_gunicorn.conf.py repeats the server settings of the
-repo's gunicorn.conf.py without push's hooks). Load comes from separate
-generator processes (loadgen.py) and a producer process (producer.py). Writes
-results/<date>.json (full) or results/quick/<date>.json, the Markdown table (RESULTS.md,
-or results/quick/RESULTS.md) and the PNG plots beside it (report.py).
+2 gevent workers for push (`wsgi:app`, PUSH_DEMO=1; with the mailbox watcher, and with
+blocking movers: PUSH_MAILBOX_WATCH=block) and for the peer (`peer_app:app`: Flask-SSE
+from PyPI; bench/peer_gunicorn.conf.py repeats the server settings of the repo's
+gunicorn.conf.py without push's hooks). Load comes from separate generator processes
+(loadgen.py, each from its own loopback address) and a producer process (producer.py).
+Writes results/<date>.json (full) or results/quick/<date>.json, the Markdown table
+(RESULTS.md, or results/quick/RESULTS.md) and the PNG plots beside it (report.py).
+
+Scenarios: `shapes` (each system with one stream per user, what push.js makes, and with
+five: light-load latency at 1,000 and 10,000 streams, and throughput at 8,000 users x 1
+and 200 users x 5), `capacity` (36,000 users with one stream each, push only: Flask-SSE
+needs two descriptors a stream, blocking movers a Redis connection a user),
+`connections` (idle streams ramped to 20,000, 5 tabs a user), `backlog` and `raw`.
 
 Everything listens and connects on 127.0.0.1; every loop is bounded in count and time;
 every process started here is stopped in a finally.
@@ -64,6 +71,9 @@ BOOT_RETRY_S = 30.0
 #: gunicorn's per-worker connection cap for both systems (PUSH_WORKER_CONNECTIONS is read
 #: by gunicorn.conf.py): 20,000 streams need headroom over an even 10,000 per worker.
 WORKER_CONNECTIONS = 12_000
+#: ... and for the capacity ramp: 18,000 streams a worker, under the 20,000 open files a
+#: process may have here (a few more are the worker's own: Redis, logs, the listener).
+CAPACITY_WORKER_CONNECTIONS = 19_500
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,7 @@ class Plan:
     name: str
     reps: int
     generators: int
-    # connections scenario
+    # connections scenario: idle streams, conn_tabs per user
     conn_total: int
     conn_tabs: int
     conn_max_s: float
@@ -79,18 +89,21 @@ class Plan:
     conn_settle_s: float
     #: handshakes in flight per generator process during a ramp
     conn_concurrency: int
-    # throughput scenario
-    tp_users: int
-    tp_tabs: int
+    conn_reps: int
+    # shapes scenario: throughput passes at these users, and latency passes at these streams
+    tp_users_5tabs: int
+    tp_users_1tab: int
+    lat_small: int
+    lat_large: int
     tp_warm_s: float
     tp_window_s: float
     tp_inflight: int
-    tp_ws: bool
-    # latency scenarios
-    lat_total: int
-    lat_tabs: int
     lat_rate: float
     lat_s: float
+    # capacity scenario: users with one stream each (0: not run)
+    cap_users: int
+    cap_max_s: float
+    cap_reps: int
     # backlog
     bl_users: int
     bl_per_user: int
@@ -107,16 +120,19 @@ FULL = Plan(
     conn_max_s=30.0,
     conn_settle_s=1.5,
     conn_concurrency=128,
-    tp_users=200,
-    tp_tabs=5,
+    conn_reps=1,
+    tp_users_5tabs=200,
+    tp_users_1tab=8000,
+    lat_small=1000,
+    lat_large=10_000,
     tp_warm_s=1.0,
     tp_window_s=2.5,
     tp_inflight=4000,
-    tp_ws=True,
-    lat_total=10_000,
-    lat_tabs=5,
     lat_rate=500.0,
     lat_s=2.0,
+    cap_users=36_000,
+    cap_max_s=60.0,
+    cap_reps=3,
     bl_users=1000,
     bl_per_user=100,
     raw_s=1.5,
@@ -125,31 +141,41 @@ FULL = Plan(
 QUICK = Plan(
     name="quick",
     reps=3,
-    generators=2,
+    generators=3,
     conn_total=500,
     conn_tabs=5,
     conn_max_s=20.0,
     conn_settle_s=0.5,
     conn_concurrency=128,
-    tp_users=100,
-    tp_tabs=5,
+    conn_reps=1,
+    tp_users_5tabs=100,
+    tp_users_1tab=1000,
+    lat_small=500,
+    lat_large=1000,
     tp_warm_s=0.5,
     tp_window_s=1.0,
     tp_inflight=4000,
-    tp_ws=False,
-    # no separate ramp: the latency target is read at the throughput scenario's 1,000
-    lat_total=0,
-    lat_tabs=5,
     lat_rate=500.0,
     lat_s=1.0,
+    cap_users=0,
+    cap_max_s=30.0,
+    cap_reps=1,
     bl_users=100,
     bl_per_user=100,
     raw_s=0.5,
 )
 
-SCENARIOS = ("raw", "throughput", "latency", "backlog", "connections")
-#: The systems measured (all of them unless --systems narrows it, for development).
-SYSTEMS = ("push-sse", "push-ws", "flask-sse")
+SCENARIOS = ("raw", "shapes", "capacity", "backlog", "connections")
+#: The systems measured (all of them unless --systems narrows it, for development):
+#: label -> (server, transport, PUSH_MAILBOX_WATCH).
+SYSTEMS: dict[str, tuple[str, str, str]] = {
+    "push-sse": ("push", "sse", "notify"),
+    "push-ws": ("push", "ws", "notify"),
+    "push-sse-block": ("push", "sse", "block"),
+    "flask-sse": ("peer", "sse", ""),
+}
+#: The shapes: streams per user.
+SHAPES = (1, 5)
 
 
 def log(message: str) -> None:
@@ -197,8 +223,18 @@ def raise_nofile() -> None:
 class Server:
     """gunicorn -c gunicorn.conf.py with 2 gevent workers: push or the Flask-SSE peer."""
 
-    def __init__(self, system: str, redis_url: str, log_dir: Path, label: str) -> None:
+    def __init__(
+        self,
+        system: str,
+        redis_url: str,
+        log_dir: Path,
+        label: str,
+        watch: str = "notify",
+        worker_connections: int = WORKER_CONNECTIONS,
+    ) -> None:
         self.system = system
+        self.watch = watch
+        self.worker_connections = worker_connections
         self.redis_url = redis_url
         self.port = free_port()
         self.log_path = log_dir / f"{label}.log"
@@ -214,11 +250,12 @@ class Server:
         env.update(
             REDIS_URL=self.redis_url,
             PYTHONUNBUFFERED="1",
-            PUSH_WORKER_CONNECTIONS=str(WORKER_CONNECTIONS),
+            PUSH_WORKER_CONNECTIONS=str(self.worker_connections),
         )
         config, app = "gunicorn.conf.py", ["wsgi:app"]
         if self.system == "push":
             env["PUSH_DEMO"] = "1"
+            env["PUSH_MAILBOX_WATCH"] = self.watch
         else:
             config = str(BENCH / "peer_gunicorn.conf.py")
             app = ["--pythonpath", str(BENCH), "peer_app:app"]
@@ -343,6 +380,7 @@ class Generators:
                     {
                         "transport": transport,
                         "port": server.port,
+                        "source": f"127.0.0.{index + 2}",
                         "path": path,
                         "users": users[index :: len(self.pipes)],
                         "concurrency": concurrency,
@@ -424,8 +462,6 @@ class Bench:
         self.redis_ps: psutil.Process | None = None
         self.bench_clients = 0
         self.run_id = 0
-        #: scenario 3 results when measured inside the connection ramps
-        self.latency_10k: dict = {}
 
     # ----- set-up and tear-down
 
@@ -454,17 +490,24 @@ class Bench:
             self.redis_server.stop()
         shutil.rmtree(self.tmp / "redis", ignore_errors=True)
 
-    def launch_server(self, system: str, label: str) -> Server:
-        """Start booting a server (to overlap its boot with the previous one's stop)."""
+    def launch_server(self, system: str, label: str, **options) -> Server:
+        """Start booting a server (to overlap its boot with the previous one's stop);
+        `options` are Server's (watch, worker_connections)."""
         self.run_id += 1
-        server = Server(system, self.redis_server.url, self.tmp, f"{self.run_id:02d}-{label}")
+        server = Server(
+            system, self.redis_server.url, self.tmp, f"{self.run_id:02d}-{label}", **options
+        )
         self.servers.append(server)
         return server.launch()
 
-    def start_server(self, system: str, label: str, launched: Server | None = None) -> Server:
+    def start_server(
+        self, system: str, label: str, launched: Server | None = None, **options
+    ) -> Server:
         """A warmed-up server; a boot failure (push/ being edited, say) is retried."""
         for attempt in range(BOOT_ATTEMPTS):
-            server = launched if launched is not None else self.launch_server(system, label)
+            server = (
+                launched if launched is not None else self.launch_server(system, label, **options)
+            )
             launched = None
             try:
                 server.wait_ready()
@@ -658,35 +701,67 @@ class Bench:
             log(f"raw {label}: {result[label]['msgs_per_s']['median']:,.0f} msg/s")
         return result
 
-    def scenario_throughput(self) -> dict:
+    def scenario_shapes(self) -> dict:
+        """Each system with one stream per user (what push.js makes) and with five: a
+        server per system and shape, its streams opened in stages, each stage measured
+        before the next opens: light-load latency at lat_small and lat_large streams, and
+        throughput at tp_users_1tab users x 1 or tp_users_5tabs users x 5."""
         plan = self.plan
-        systems = [("push-sse", "push", "sse"), ("flask-sse", "peer", "sse")]
-        if plan.tp_ws:
-            systems.insert(1, ("push-ws", "push", "ws"))
-        systems = [row for row in systems if row[0] in SYSTEMS]
-        users = [f"tp{i}" for i in range(plan.tp_users)]
-        tabs = [u for u in users for _ in range(plan.tp_tabs)]
-        random.Random(1).shuffle(tabs)
-        out: dict = {"throughput": {}, "latency_light": {}}
-        for label, system, transport in systems:
-            server = self.start_server(system, f"throughput-{label}")
-            try:
-                live, _, _, _ = self.open_streams(server, transport, tabs, 30)
-                if live < len(tabs):
-                    log(f"{label}: only {live} of {len(tabs)} streams live")
-                time.sleep(0.5)
-                # light load on the same streams: the 1,000-stream latency
-                if system == "peer":
-                    # Flask-SSE's heads arrive with the first message: one each first.
-                    self.probe(server, users, len(tabs), PROBE_S)
-                lat_reps = self.latency_reps(server, users, transport)
-                lat_reps["streams"] = live
-                out["latency_light"][label] = lat_reps
-                out["throughput"][label] = self.throughput_reps(server, users, len(tabs), label)
-                out["throughput"][label]["streams"] = live
-            finally:
-                self.stop_server(server)
+        out: dict = {}
+        for tabs in SHAPES:
+            tp_users = plan.tp_users_1tab if tabs == 1 else plan.tp_users_5tabs
+            stages = sorted(
+                {(plan.lat_small, "latency"), (plan.lat_large, "latency"), (tp_users * tabs, "tp")}
+            )
+            shape: dict = {}
+            for label, (system, transport, watch) in SYSTEMS.items():
+                if transport == "ws" and tabs == 5 and plan.name != "full":
+                    continue  # quick: the WebSocket in the one-stream shape only
+                server = self.start_server(system, f"shape{tabs}-{label}", watch=watch)
+                try:
+                    shape[label] = self.shape_pass(server, label, transport, tabs, stages)
+                except RuntimeError as error:
+                    log(f"shape {tabs} {label} failed: {error}")
+                    shape[label] = {"error": repr(error)}
+                finally:
+                    self.stop_server(server)
+            out[f"x{tabs}"] = shape
         return out
+
+    def shape_pass(
+        self, server: Server, label: str, transport: str, tabs: int, stages: list
+    ) -> dict:
+        """Open streams stage by stage (users of `tabs` streams each) and measure each."""
+        most = max(streams for streams, _ in stages)
+        users = [f"s{tabs}u{i}" for i in range(most // tabs)]
+        opened = 0
+        result: dict = {"tabs": tabs, "latency": {}, "redis_clients": {}, "rss_mb": {}}
+        for streams, kind in stages:
+            if streams > opened:
+                new_users = users[opened // tabs : streams // tabs]
+                new_tabs = [u for u in new_users for _ in range(tabs)]
+                random.Random(streams).shuffle(new_tabs)
+                live, _, _, _ = self.open_streams(server, transport, new_tabs, 60, target=streams)
+                opened = streams
+                if live < streams:
+                    log(f"{label} x{tabs}: only {live:,} of {streams:,} streams live")
+                time.sleep(0.5)
+                # Every stream gets one message first (Flask-SSE's heads come with it).
+                held, _ = self.probe(server, users[: streams // tabs], streams, PROBE_S)
+                result.setdefault("held", {})[streams] = held
+            result["redis_clients"][streams] = self.redis_clients() - self.bench_clients
+            result["rss_mb"][streams] = server.rss() / 2**20
+            stage_users = users[: streams // tabs]
+            if kind == "latency":
+                lat = self.latency_reps(server, stage_users, transport)
+                lat["streams"] = streams
+                result["latency"][streams] = lat
+            else:
+                tp = self.throughput_reps(server, stage_users, tabs, f"{label} x{tabs}")
+                tp["streams"] = streams
+                tp["users"] = len(stage_users)
+                result["throughput"] = tp
+        return result
 
     def settle_deliveries(self, quiet_s: float = 0.3, limit_s: float = 5.0) -> None:
         """Wait until no delivery arrived for `quiet_s` (a late message counts too)."""
@@ -751,10 +826,11 @@ class Bench:
         )
         return result
 
-    def throughput_reps(self, server: Server, users: list[str], tabs: int, label: str) -> dict:
+    def throughput_reps(
+        self, server: Server, users: list[str], per_user_tabs: int, label: str
+    ) -> dict:
         plan = self.plan
         reps = []
-        per_user_tabs = plan.tp_tabs
         for rep in range(plan.reps):
             base = self.generators.total(DELIVERIES)
             self.producer.start(
@@ -829,30 +905,6 @@ class Bench:
         )
         return result
 
-    def scenario_latency(self) -> dict:
-        plan = self.plan
-        n_users = plan.lat_total // plan.lat_tabs
-        users = [f"lat{i}" for i in range(n_users)]
-        tabs = [u for u in users for _ in range(plan.lat_tabs)]
-        random.Random(2).shuffle(tabs)
-        out = {}
-        for label, system in (("push-sse", "push"), ("flask-sse", "peer")):
-            if label not in SYSTEMS:
-                continue
-            server = self.start_server(system, f"latency-{label}")
-            try:
-                self.open_streams(server, "sse", tabs, plan.conn_max_s)
-                time.sleep(1.0)
-                held, _ = self.probe(server, users, len(tabs), PROBE_S)
-                log(f"latency {label}: {held} of {len(tabs)} streams live")
-                time.sleep(0.5)
-                result = self.latency_reps(server, users, "sse")
-                result["streams"] = held
-                out[label] = result
-            finally:
-                self.stop_server(server)
-        return out
-
     def scenario_backlog(self) -> dict:
         plan = self.plan
         server = self.start_server("push", "backlog-push")
@@ -893,79 +945,101 @@ class Bench:
         log(f"backlog push: {total:,} messages in {result['seconds']['median']:.2f} s")
         return result
 
-    def scenario_connections(self, with_latency: bool = False) -> dict:
-        """Scenario 1; with_latency also runs scenario 3 (latency at plan.lat_total
-        streams) inside the first SSE ramp of each system, to save a ramp each."""
+    def scenario_connections(self) -> dict:
+        """Idle streams ramped to conn_total, conn_tabs per user, a fresh server per rep."""
         plan = self.plan
         n_users = plan.conn_total // plan.conn_tabs
         out = {}
-        for label, system, transport in (
-            ("push-sse", "push", "sse"),
-            ("push-ws", "push", "ws"),
-            ("flask-sse", "peer", "sse"),
-        ):
+        for label in ("push-sse", "push-ws", "flask-sse"):
             if label not in SYSTEMS:
                 continue
-            reps = []
-            server = following = None
-            try:
-                for rep in range(plan.reps):
-                    users = [f"c{rep}x{i}" for i in range(n_users)]
-                    tabs = [u for u in users for _ in range(plan.conn_tabs)]
-                    random.Random(3 + rep).shuffle(tabs)
-                    t0 = time.monotonic()
-                    server = self.start_server(
-                        system, f"connections-{label}-{rep}", launched=following
-                    )
-                    following = None
-                    t1 = time.monotonic()
-                    fold = with_latency and rep == 0 and transport == "sse"
-                    reps.append(
-                        self.connections_rep(
-                            server,
-                            transport,
-                            users,
-                            tabs,
-                            label,
-                            rep,
-                            latency_at=plan.lat_total if fold else 0,
-                        )
-                    )
-                    if "latency" in reps[-1]:
-                        self.latency_10k[label] = reps[-1].pop("latency")
-                    t2 = time.monotonic()
-                    # A fresh server per rep (clean baselines; Flask-SSE notices a client
-                    # gone only when it next writes to it), booting while this one stops.
-                    if rep + 1 < plan.reps:
-                        following = self.launch_server(system, f"connections-{label}-{rep + 1}")
-                    self.stop_server(server, flush=following is None)
-                    server = None
-                    reps[-1]["phase_s"] = {
-                        "start": round(t1 - t0, 2),
-                        "measure": round(t2 - t1, 2),
-                        "stop": round(time.monotonic() - t2, 2),
-                    }
-            finally:
-                for leftover in (server, following):
-                    if leftover is not None:
-                        self.stop_server(leftover)
-            result = {"reps": reps, "target": plan.conn_total, "users": n_users}
-            for key in reps[0]:
-                if isinstance(reps[0][key], (int, float)):
-                    result[key] = summary([r[key] for r in reps])
-            # the RSS-vs-connections curve of the median rep
-            order = sorted(range(len(reps)), key=lambda i: reps[i]["rss_kb_per_conn"])
-            result["curve"] = reps[order[len(order) // 2]]["samples"]
-            for r in reps:
-                r.pop("samples")
+            system, transport, watch = SYSTEMS[label]
+            ramps = [
+                [u for u in (f"c{rep}x{i}" for i in range(n_users)) for _ in range(plan.conn_tabs)]
+                for rep in range(plan.conn_reps)
+            ]
+            for rep, tabs in enumerate(ramps):
+                random.Random(3 + rep).shuffle(tabs)
+            result = self.ramps(label, system, transport, watch, ramps, plan.conn_max_s)
+            result.update(target=plan.conn_total, users=n_users)
             out[label] = result
-            log(
-                f"connections {label}: held {result['held']['median']:,.0f}, "
-                f"{result['rss_kb_per_conn']['median']:.1f} KB RSS each, "
-                f"{result['redis_clients']['median']:,.0f} Redis clients, "
-                f"{result['accept_per_s']['median']:,.0f}/s"
-            )
         return out
+
+    def scenario_capacity(self) -> dict:
+        """cap_users users with one stream each, on the mailbox watcher: 18,000 streams a
+        worker at the full size, under the 20,000 open files a process may have here."""
+        plan = self.plan
+        if not plan.cap_users or "push-sse" not in SYSTEMS:
+            return {}
+        ramps = [[f"k{rep}x{i}" for i in range(plan.cap_users)] for rep in range(plan.cap_reps)]
+        result = self.ramps(
+            "push-sse",
+            "push",
+            "sse",
+            "notify",
+            ramps,
+            plan.cap_max_s,
+            worker_connections=CAPACITY_WORKER_CONNECTIONS,
+        )
+        result.update(target=plan.cap_users, users=plan.cap_users)
+        return {"push-sse": result}
+
+    def ramps(
+        self,
+        label: str,
+        system: str,
+        transport: str,
+        watch: str,
+        ramps: list[list[str]],
+        max_s: float,
+        **options,
+    ) -> dict:
+        """One ramp per entry of `ramps` (a user id per stream), each on a fresh server:
+        clean baselines, and Flask-SSE notices a client gone only when it next writes to
+        it. The next server boots while this one stops."""
+        options["watch"] = watch
+        reps = []
+        server = following = None
+        try:
+            for rep, tabs in enumerate(ramps):
+                users = sorted(set(tabs))
+                t0 = time.monotonic()
+                server = self.start_server(
+                    system, f"ramp-{label}-{rep}", launched=following, **options
+                )
+                following = None
+                t1 = time.monotonic()
+                reps.append(self.connections_rep(server, transport, users, tabs, label, rep, max_s))
+                t2 = time.monotonic()
+                if rep + 1 < len(ramps):
+                    following = self.launch_server(system, f"ramp-{label}-{rep + 1}", **options)
+                self.stop_server(server, flush=following is None)
+                server = None
+                reps[-1]["phase_s"] = {
+                    "start": round(t1 - t0, 2),
+                    "measure": round(t2 - t1, 2),
+                    "stop": round(time.monotonic() - t2, 2),
+                }
+        finally:
+            for leftover in (server, following):
+                if leftover is not None:
+                    self.stop_server(leftover)
+        result: dict = {"reps": reps}
+        for key in reps[0]:
+            if isinstance(reps[0][key], (int, float)):
+                result[key] = summary([r[key] for r in reps])
+        # the RSS-vs-connections curve of the median rep
+        order = sorted(range(len(reps)), key=lambda i: reps[i]["rss_kb_per_conn"])
+        result["curve"] = reps[order[len(order) // 2]]["samples"]
+        for r in reps:
+            r.pop("samples")
+        log(
+            f"ramp {label}: held {result['held']['median']:,.0f}, "
+            f"{result['rss_kb_per_conn']['median']:.1f} KB RSS each, "
+            f"{result['redis_clients']['median']:,.0f} Redis clients, "
+            f"{result['accept_per_s']['median']:,.0f}/s"
+        )
+        return result
 
     def connections_rep(
         self,
@@ -975,36 +1049,18 @@ class Bench:
         tabs: list[str],
         label: str,
         rep: int,
-        latency_at: int = 0,
+        max_s: float,
     ) -> dict:
-        """Ramp idle streams to len(tabs) within plan.conn_max_s of ramping, measure the
-        workers and Redis, then probe which streams are held. With `latency_at`, the ramp
-        pauses at that many streams for the latency repetitions (scenario 3)."""
+        """Ramp idle streams to len(tabs) within `max_s` of ramping, measure the workers
+        and Redis, then probe which streams are held."""
         plan = self.plan
         rss0 = server.rss()
         mem0 = int(self.info("memory")["used_memory"])
         spy = self.profile(server, f"connections-{label}", 20) if rep == 0 else []
-        phases = [tabs]
-        if 0 < latency_at < len(tabs):
-            phases = [tabs[:latency_at], tabs[latency_at:]]
-        budget = plan.conn_max_s
-        ramp_s, spent, live, samples, latency = 0.0, 0.0, 0, [], None
-        gen_busy = app_busy = 0.0
-        for index, part in enumerate(phases):
-            if budget < 1:
-                break
-            g0, a0 = cpu_seconds(self.generators.ps), cpu_seconds(server.workers)
-            live, reached_s, elapsed, part_samples = self.open_streams(
-                server, transport, part, budget, target=live + len(part)
-            )
-            gen_busy += cpu_seconds(self.generators.ps) - g0
-            app_busy += cpu_seconds(server.workers) - a0
-            samples += [(round(t + spent, 3), n, r) for t, n, r in part_samples]
-            ramp_s = spent + reached_s
-            spent += elapsed
-            budget -= elapsed
-            if index == 0 and len(phases) > 1:
-                latency = self.latency_pause(server, part)
+        g0, a0 = cpu_seconds(self.generators.ps), cpu_seconds(server.workers)
+        live, ramp_s, spent, samples = self.open_streams(server, transport, tabs, max_s)
+        gen_busy = cpu_seconds(self.generators.ps) - g0
+        app_busy = cpu_seconds(server.workers) - a0
         time.sleep(plan.conn_settle_s)
         rss = server.rss()
         mem = int(self.info("memory")["used_memory"])
@@ -1016,8 +1072,6 @@ class Bench:
         open_now = self.live(server, tabs)
         held, online = self.probe(server, users, len(tabs), PROBE_S)
         failed = self.generators.total(FAILED)
-        if latency_at and latency_at >= len(tabs):
-            latency = self.latency_pause(server, tabs)
         for process in spy:
             process.wait(timeout=60)
         # per connection: the streams open when RSS and Redis were read
@@ -1042,25 +1096,12 @@ class Bench:
             "generator_cpu_pct_of_core": gen_busy / max(1e-9, spent) * 100,
             "samples": samples,
         }
-        if latency is not None:
-            result["latency"] = latency
-        return result
-
-    def latency_pause(self, server: Server, tabs: list[str]) -> dict:
-        """Scenario 3 inside a connection ramp: the streams open so far, 3 reps of light load."""
-        time.sleep(1.0)
-        users = sorted(set(tabs))
-        held, _ = self.probe(server, users, len(tabs), PROBE_S)
-        log(f"latency {server.system}: {held:,} of {len(tabs):,} streams hold, measuring")
-        time.sleep(0.5)
-        result = self.latency_reps(server, users, "sse")
-        result["streams"] = held
         return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller counts, under 2 minutes")
+    parser.add_argument("--quick", action="store_true", help="smaller counts, about 3 minutes")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma list of scenarios")
     parser.add_argument("--profile", type=Path, help="py-spy the first push worker into DIR")
     parser.add_argument(
@@ -1069,7 +1110,7 @@ def main() -> int:
     parser.add_argument(
         "--set", action="append", default=[], help="override a plan field: KEY=VALUE (development)"
     )
-    parser.add_argument("--systems", help="comma list of push-sse,push-ws,flask-sse (development)")
+    parser.add_argument("--systems", help=f"comma list of {','.join(SYSTEMS)} (development)")
     parser.add_argument(
         "--no-write", action="store_true", help="write the JSON to the temp dir only"
     )
@@ -1081,9 +1122,11 @@ def main() -> int:
         plan = replace(
             plan, **{key: type(current)(value) if not isinstance(current, bool) else value == "1"}
         )
-    global SYSTEMS
     if args.systems:
-        SYSTEMS = tuple(args.systems.split(","))
+        chosen = args.systems.split(",")
+        for label in list(SYSTEMS):
+            if label not in chosen:
+                del SYSTEMS[label]
     wanted = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(wanted) - set(SCENARIOS)
     if unknown:
@@ -1101,6 +1144,7 @@ def main() -> int:
             "nofile_limit": loadgen.raise_nofile(),
             "workers": WORKERS,
             "worker_connections": WORKER_CONNECTIONS,
+            "capacity_worker_connections": CAPACITY_WORKER_CONNECTIONS,
         },
         "scenarios": {},
         "seconds": {},
@@ -1111,31 +1155,16 @@ def main() -> int:
         for name in SCENARIOS:
             if name not in wanted:
                 continue
-            if name == "latency" and ("connections" in wanted or not plan.lat_total):
-                continue  # measured inside the connection ramps, or not at all (quick)
             t = time.monotonic()
             try:
-                if name == "connections":
-                    data = bench.scenario_connections(
-                        with_latency="latency" in wanted and plan.lat_total > 0
-                    )
-                    if bench.latency_10k:
-                        results["scenarios"]["latency_10k"] = bench.latency_10k
-                else:
-                    data = getattr(bench, f"scenario_{name}")()
+                data = getattr(bench, f"scenario_{name}")()
             except Exception as error:  # one failed scenario must not lose the others
                 log(f"scenario {name} failed: {error!r}")
                 results.setdefault("errors", {})[name] = repr(error)
                 for server in list(bench.servers):
                     bench.stop_server(server)
                 continue
-            if name == "throughput":
-                results["scenarios"]["throughput"] = data["throughput"]
-                results["scenarios"]["latency_1k"] = data["latency_light"]
-            elif name == "latency":
-                results["scenarios"]["latency_10k"] = data
-            else:
-                results["scenarios"][name] = data
+            results["scenarios"][name] = data
             results["seconds"][name] = round(time.monotonic() - t, 1)
     results["seconds"]["total"] = round(time.monotonic() - started, 1)
     log(f"done in {results['seconds']['total']:.0f} s")

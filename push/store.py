@@ -222,6 +222,13 @@ class Store:
         """A connection of its own for the mailbox watcher (push/watcher.py), to the one
         Redis, or on a cluster to the primary named `node_name` (`host:port`): RESP3, with
         tracking turned on when it is opened."""
+        return TrackedConnection(self._resp3_connection(f"push:watch:{os.getpid()}", node_name))
+
+    def _resp3_connection(
+        self, client_name: str, node_name: str | None = None
+    ) -> AbstractConnection:
+        """A connection held apart from the pool (its address, credentials and TLS), to
+        the one Redis or to the cluster primary `node_name`, speaking RESP3."""
         if self.cluster:
             node = self.redis.get_node(node_name=node_name)
             if node is None:
@@ -230,12 +237,9 @@ class Store:
         else:
             pool = self.redis.connection_pool
         kwargs = dedicated_connection_kwargs(
-            pool,
-            socket_timeout=COMMAND_TIMEOUT_S,
-            client_name=f"push:watch:{os.getpid()}",
-            protocol=3,
+            pool, socket_timeout=COMMAND_TIMEOUT_S, client_name=client_name, protocol=3
         )
-        return TrackedConnection(pool.connection_class(**kwargs))
+        return pool.connection_class(**kwargs)
 
     def node_of(self, key: str) -> str | None:
         """The name of the cluster primary that owns `key` (None on a single Redis)."""
@@ -252,7 +256,7 @@ class Store:
     def wake_subscriber(self) -> WakeSubscriber:
         if self.cluster:
             return ShardedWakes(self.redis, socket_timeout=COMMAND_TIMEOUT_S)
-        return ChannelWakes(self.redis)
+        return ChannelWakes(lambda: self._resp3_connection(f"push:wakes:{os.getpid()}"))
 
     def user_wakes(self, keys: UserKeys) -> redis.client.PubSub:
         """A subscription to one user's wakes, read with get_message (no greenlets: the

@@ -463,8 +463,9 @@ class NodeWatch:
         watcher = self.watcher
         store = watcher.store
         if self._scripts_missing:
-            connection.execute(
-                [("SCRIPT", "LOAD", source) for source in store.script_sources().values()]
+            sources = list(store.script_sources().values())
+            connection.execute_packed(
+                b"".join(pack(("SCRIPT", "LOAD", source)) for source in sources), len(sources)
             )
             self._scripts_missing = False
         users = list(itertools.islice(self.dirty, TURN_USERS))

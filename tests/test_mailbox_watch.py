@@ -125,10 +125,8 @@ def test_a_watcher_connection_cut_loses_nothing_and_hints_come_back(quiet_servic
         got = [frame["data"] for frame in ws_frames(ws, 20, timeout=DEADLINE_S)]
         assert got == [f"while down {n}" for n in range(20)]
         wait_until(
-            lambda: (
-                len([c for c in redis_clients(r) if str(c["name"]).startswith("push:watch")]) == 2
-            ),
-            what="both watchers back",
+            lambda: len(watcher_connections(r, quiet_service)) == len(watchers),
+            what="the watchers back",
         )
         for n in range(3):
             r.lpush(mailbox(user_id), f"after {n}")
