@@ -56,6 +56,12 @@ log = logging.getLogger(__name__)
 #: Every held user is drained (and its mailbox armed again) at least every this many
 #: heartbeats, even without a hint.
 HEAL_HEARTBEATS = 4
+#: A drain that moved more than one message (mail is dense) is followed by the next one
+#: this much later at the soonest, so that the next batch gathers: fewer drains, wakes and
+#: writes per message. The first message after a quiet spell is drained at once. Measured
+#: (bench, 100 users x 5 tabs): without it a drain moved 8 messages on average and the
+#: blocking movers' slower turnaround did better.
+GATHER_S = 0.005
 #: Users drained per pipeline: a worker with thousands of users that received mail at once
 #: does not hold its loop, or Redis, for long on one round trip.
 TURN_USERS = 500
@@ -80,6 +86,7 @@ class WatchedMailbox:
     """One local user's mailbox, as the watcher sees it; no greenlet of its own."""
 
     __slots__ = (
+        "gather_until",
         "holder",
         "holding",
         "key",
@@ -114,6 +121,8 @@ class WatchedMailbox:
         #: A holder whose worker the hub confirmed dead: the next claim steals from it.
         self.steal_from: str | None = None
         self.window_full = False
+        #: Dense mail: the next drain waits until then (GATHER_S).
+        self.gather_until = 0.0
         self.stopped = False
         self.node: NodeWatch | None = None
         #: When this user is to be drained next without a hint (monotonic seconds), and
@@ -438,7 +447,14 @@ class NodeWatch:
                 continue
             user = self.users.get(key)
             if user is not None and user.holding and not user.window_full:
-                self.dirty[user] = None
+                self._drain_soon(user, time.monotonic())
+
+    def _drain_soon(self, user: WatchedMailbox, now: float) -> None:
+        """Drain in the next turn, or once its dense mail has gathered (GATHER_S)."""
+        if user.gather_until > now:
+            self._schedule(user, user.gather_until)
+        else:
+            self.dirty[user] = None
 
     def _schedule(self, user: WatchedMailbox, at: float) -> None:
         user.look_at = at
@@ -489,11 +505,13 @@ class NodeWatch:
                 self.dirty[user] = None
             self.releases.update(releases)
             raise
-        self._note(connection.take_invalidated())
         now = time.monotonic()
         for index, user in enumerate(users):
             drained, _, length = replies[3 * index : 3 * index + 3]
             self._drained(user, drained, length, now)
+        # The hints read with the answers come after the drains that were answered: noted
+        # now, they are not undone by what those drains decided.
+        self._note(connection.take_invalidated())
         for (key, keys), answer in zip(releases, replies[3 * len(users) :], strict=True):
             if isinstance(answer, hiredis.ReplyError):
                 if str(answer).startswith(NO_SCRIPT):
@@ -521,17 +539,20 @@ class NodeWatch:
             self._schedule(user, now + next_ask_s(new_holder))
             return
         user.holding, user.holder, user.steal_from = True, None, None
+        user.window_full = False
         if result.moved:
             user.on_moved(result)
         if result.more and result.room > 0:
-            self.dirty[user] = None
+            self.dirty[user] = None  # a backlog: the next batch at once
         elif result.more:
             user.window_full = True
             self._schedule(user, now + WINDOW_RECHECK_S)
             return
-        elif isinstance(length, int) and length > 0:
-            self.dirty[user] = None  # mail came between the drain and the arming
         self._schedule(user, now + self.watcher.heal_s)
+        if result.moved > 1:
+            user.gather_until = now + GATHER_S
+        if isinstance(length, int) and length > 0:
+            self._drain_soon(user, now)  # mail came between the drain and the arming
 
     def _failed(self, user: WatchedMailbox, error: hiredis.ReplyError, now: float) -> None:
         kind = str(error).split(" ", 1)[0]

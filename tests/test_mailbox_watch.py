@@ -169,3 +169,28 @@ def test_a_redis_that_will_not_track_keys_gets_blocking_movers(tmp_path, redis_s
         server.stop()
         admin.acl_deluser(user)
         admin.close()
+
+
+@pytest.mark.parametrize("backend", ["redis"])
+def test_dense_mail_keeps_flowing_to_many_users(quiet_service, r, watch):
+    """Bursts to 20 users at once, as fast as the test can push: every message reaches
+    every tab within seconds of the last push (a drain decision that undid a hint read in
+    the same pipeline left users waiting for the 2-minute periodic check)."""
+    users = [f"dense{n}-{time.monotonic_ns()}" for n in range(20)]
+    tabs = [open_sse(quiet_service.base_url, {"user_id": user}) for user in users]
+    try:
+        for tab in tabs:
+            tab.wait_for_comment("connected")
+        wait_until(lambda: all(drainer_pids(r, user) for user in users), what="every drainer")
+        rounds = 150
+        for n in range(rounds):
+            with r.pipeline(transaction=False) as pipe:
+                for user in users:
+                    pipe.lpush(mailbox(user), f"{n}a", f"{n}b")
+                pipe.execute()
+        expected = [f"{n}{part}" for n in range(rounds) for part in "ab"]
+        for tab in tabs:
+            assert [event.data for event in tab.events(len(expected), timeout=15)] == expected
+    finally:
+        for tab in tabs:
+            tab.close()
