@@ -163,17 +163,21 @@ class Connection:
         An empty batch means a heartbeat is due. When the writer asks for the next
         batch, the previous one is on the socket: its newest entry is reported to
         `written`, which advances the user's delivered mark."""
-        delivered = DELIVERED.labels(self.transport)
         while True:
             batch = self.next_batch(heartbeat_s)
             if self.closed:
                 return
             yield batch
-            entries = [item for item in batch if isinstance(item, Entry)]
-            if len(entries) < len(batch):
-                RESETS.inc(len(batch) - len(entries))
-            if entries:
-                self.sent += len(entries)
-                delivered.inc(len(entries))
-                DELIVERY_SECONDS.observe(max(0.0, time.time() - entries[0].key[0] / 1000))
-                written(entries[-1])
+            self.wrote(batch, written)
+
+    def wrote(self, batch: list[Entry | Reset], written: Callable[[Entry], None]) -> None:
+        """`batch` is on the socket: count it, and report its newest entry to `written`
+        (which advances the user's delivered mark)."""
+        entries = [item for item in batch if isinstance(item, Entry)]
+        if len(entries) < len(batch):
+            RESETS.inc(len(batch) - len(entries))
+        if entries:
+            self.sent += len(entries)
+            DELIVERED.labels(self.transport).inc(len(entries))
+            DELIVERY_SECONDS.observe(max(0.0, time.time() - entries[0].key[0] / 1000))
+            written(entries[-1])

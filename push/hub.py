@@ -68,6 +68,23 @@ def _nothing() -> None:
 class UserChannel:
     """The local connections of one user, with that user's drainer and pump."""
 
+    # One per online user: slots instead of a dict per instance.
+    __slots__ = (
+        "_drainer",
+        "_heartbeats",
+        "_pumping",
+        "_quiet_heartbeats",
+        "_room_freed",
+        "_stopped",
+        "_woken",
+        "connections",
+        "keys",
+        "marks",
+        "settings",
+        "store",
+        "worker_id",
+    )
+
     def __init__(
         self,
         keys: UserKeys,

@@ -55,16 +55,44 @@ def history_key(event_id: str) -> tuple[int, int]:
 
 @dataclass(frozen=True, slots=True)
 class UserKeys:
-    """The Redis keys and the wake channel of one user."""
+    """The Redis keys and the wake channel of one user.
+
+    Only the mailbox is kept; the others are made from it when asked for (one per online
+    user: seven strings less each)."""
 
     mailbox: str
-    pending: str
-    history: str
-    state: str
-    dead: str
-    wake: str
-    presence: str
-    mover: str
+
+    @property
+    def tag(self) -> str:
+        return "{" + self.mailbox + "}"
+
+    @property
+    def pending(self) -> str:
+        return f"{{{self.mailbox}}}:pending"
+
+    @property
+    def history(self) -> str:
+        return f"{{{self.mailbox}}}:history"
+
+    @property
+    def state(self) -> str:
+        return f"{{{self.mailbox}}}:state"
+
+    @property
+    def dead(self) -> str:
+        return f"{{{self.mailbox}}}:dead"
+
+    @property
+    def wake(self) -> str:
+        return f"{{{self.mailbox}}}:wake"
+
+    @property
+    def presence(self) -> str:
+        return f"{{{self.mailbox}}}:presence"
+
+    @property
+    def mover(self) -> str:
+        return f"{{{self.mailbox}}}:mover"
 
     @property
     def drain_keys(self) -> list[str]:
@@ -82,15 +110,4 @@ class UserKeys:
 
 def user_keys(user_id: str, mailbox_template: str) -> UserKeys:
     """The keys of `user_id` for a mailbox template such as `user_{user_id}_messages`."""
-    mailbox = mailbox_template.replace("{user_id}", validate_user_id(user_id))
-    tag = "{" + mailbox + "}"
-    return UserKeys(
-        mailbox=mailbox,
-        pending=f"{tag}:pending",
-        history=f"{tag}:history",
-        state=f"{tag}:state",
-        dead=f"{tag}:dead",
-        wake=f"{tag}:wake",
-        presence=f"{tag}:presence",
-        mover=f"{tag}:mover",
-    )
+    return UserKeys(mailbox_template.replace("{user_id}", validate_user_id(user_id)))

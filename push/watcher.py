@@ -129,8 +129,10 @@ class WatchedMailbox:
         #: the earliest time it has a timer queued for.
         self.look_at = 0.0
         self.queued_at: float | None = None
-        #: This user's turn in a pipeline, packed once: its drain with a claim on the
-        #: lease, then `CLIENT CACHING yes` and `LLEN mailbox`, which arm its hint again.
+        #: This user's turn in a pipeline, packed while its mail flows and dropped when a
+        #: drain finds nothing (most users are idle: 600 bytes each): its drain with a
+        #: claim on the lease, then `CLIENT CACHING yes` and `LLEN mailbox`, which arm its
+        #: hint again.
         self.packed = b""
 
     @property
@@ -184,7 +186,6 @@ class MailboxWatcher:
     ) -> WatchedMailbox:
         """Start watching a user's mailbox: it is drained (and its lease claimed) at once."""
         user = WatchedMailbox(keys, on_moved, on_reopened)
-        user.packed = self.pack_turn(keys, LeaseClaim(self.holder_id))
         self._place(user)
         return user
 
@@ -489,12 +490,7 @@ class NodeWatch:
             del self.dirty[user]
         releases = list(self.releases.items())
         self.releases.clear()
-        packed = [
-            watcher.pack_turn(user.keys, LeaseClaim(watcher.holder_id, "steal", user.steal_from))
-            if user.steal_from
-            else user.packed
-            for user in users
-        ]
+        packed = [self._packed_turn(user) for user in users]
         packed += [
             pack(store.lease_command(keys, watcher.holder_id, "release")) for _, keys in releases
         ]
@@ -522,6 +518,15 @@ class NodeWatch:
             reason, self._reconnect = self._reconnect, None
             raise redis.ConnectionError(reason)
 
+    def _packed_turn(self, user: WatchedMailbox) -> bytes:
+        watcher = self.watcher
+        if user.steal_from:
+            claim = LeaseClaim(watcher.holder_id, "steal", user.steal_from)
+            return watcher.pack_turn(user.keys, claim)
+        if not user.packed:
+            user.packed = watcher.pack_turn(user.keys, LeaseClaim(watcher.holder_id))
+        return user.packed
+
     def _drained(self, user: WatchedMailbox, raw: object, length: object, now: float) -> None:
         """What one drain answered: hand the entries on and decide when to look again."""
         if isinstance(raw, hiredis.ReplyError):
@@ -534,6 +539,7 @@ class NodeWatch:
                 self.releases[user.key] = user.keys  # it took the lease as it left
             return
         if result.holder is not None:
+            user.packed = b""
             new_holder = result.holder != user.holder
             user.holding, user.holder, user.steal_from = False, result.holder, None
             self._schedule(user, now + next_ask_s(new_holder))
@@ -542,6 +548,8 @@ class NodeWatch:
         user.window_full = False
         if result.moved:
             user.on_moved(result)
+        else:
+            user.packed = b""  # idle: packed again when its mail flows
         if result.more and result.room > 0:
             self.dirty[user] = None  # a backlog: the next batch at once
         elif result.more:
