@@ -17,14 +17,19 @@ import gevent
 from gevent.event import Event
 
 from push.keys import parse_event_id
-from push.metrics import DELIVERED, DELIVERY_SECONDS, RESETS
+from push.metrics import DELIVERED, RESETS
 from push.store import Entry
+from push.tally import TALLY
 
 OUTBOX_FULL = "outbox full"
 CLIENT_LEFT = "client left"
 SERVICE_RESTART = "service restart"
 #: Seconds a connection cut for a full outbox gets to close cleanly before its socket is.
 OUTBOX_GRACE_S = 2.0
+
+
+#: push_messages_delivered_total's child of each transport, looked up once.
+_DELIVERED = {transport: DELIVERED.labels(transport) for transport in ("sse", "ws")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,9 +180,9 @@ class Connection:
         (which advances the user's delivered mark)."""
         entries = [item for item in batch if isinstance(item, Entry)]
         if len(entries) < len(batch):
-            RESETS.inc(len(batch) - len(entries))
+            TALLY.count(RESETS, len(batch) - len(entries))
         if entries:
             self.sent += len(entries)
-            DELIVERED.labels(self.transport).inc(len(entries))
-            DELIVERY_SECONDS.observe(max(0.0, time.time() - entries[0].key[0] / 1000))
+            TALLY.count(_DELIVERED[self.transport], len(entries))
+            TALLY.delay(max(0.0, time.time() - entries[0].key[0] / 1000))
             written(entries[-1])

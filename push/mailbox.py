@@ -32,6 +32,7 @@ from push.metrics import DEAD_LETTERS, MOVED, REDIS_ERRORS
 from push.presence import worker_prefix
 from push.redis_clients import REDIS_UNAVAILABLE
 from push.store import DrainLimits, DrainResult, Store
+from push.tally import TALLY
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def drain(store: Store, keys: UserKeys, settings: DeliverySettings) -> DrainResu
 def counted(result: DrainResult, keys: UserKeys) -> DrainResult:
     """Count what a drain moved and dead-lettered, and log why each dead one died."""
     if result.moved:
-        MOVED.inc(result.moved)
+        TALLY.count(MOVED, result.moved)
     if result.dead:
         DEAD_LETTERS.inc(result.dead)
     for reason in result.dead_reasons:

@@ -115,10 +115,13 @@ def test_metrics_follow_a_known_sequence_summed_over_both_workers(own_service, o
             assert [event.data for event in stream.events(2)] == ["one", "two"]
         for sock in sockets:
             assert ws_frames(sock, 1)[0]["data"] == "one"
+        # The delivery path's counters reach the shared metrics within a second (tally.py).
         values = wait_until(
             lambda: (
                 (v := metrics(url))
                 and metric(v, "push_messages_delivered_total", transport="ws") == n
+                and metric(v, "push_messages_delivered_total", transport="sse") == 2 * n
+                and metric(v, "push_messages_moved_total") == 3 * n
                 and v
             ),
             what="the delivered counters",
