@@ -53,6 +53,11 @@ def history_key(event_id: str) -> tuple[int, int]:
     return int(ms), int(sequence)
 
 
+def _tagged(suffix: str) -> property:
+    """A key of the user: `{<mailbox>}:<suffix>`, in the mailbox's hash slot."""
+    return property(lambda keys: f"{{{keys.mailbox}}}:{suffix}", doc=f"`{{mailbox}}:{suffix}`")
+
+
 @dataclass(frozen=True, slots=True)
 class UserKeys:
     """The Redis keys and the wake channel of one user.
@@ -62,37 +67,13 @@ class UserKeys:
 
     mailbox: str
 
-    @property
-    def tag(self) -> str:
-        return "{" + self.mailbox + "}"
-
-    @property
-    def pending(self) -> str:
-        return f"{{{self.mailbox}}}:pending"
-
-    @property
-    def history(self) -> str:
-        return f"{{{self.mailbox}}}:history"
-
-    @property
-    def state(self) -> str:
-        return f"{{{self.mailbox}}}:state"
-
-    @property
-    def dead(self) -> str:
-        return f"{{{self.mailbox}}}:dead"
-
-    @property
-    def wake(self) -> str:
-        return f"{{{self.mailbox}}}:wake"
-
-    @property
-    def presence(self) -> str:
-        return f"{{{self.mailbox}}}:presence"
-
-    @property
-    def mover(self) -> str:
-        return f"{{{self.mailbox}}}:mover"
+    pending = _tagged("pending")
+    history = _tagged("history")
+    state = _tagged("state")
+    dead = _tagged("dead")
+    wake = _tagged("wake")
+    presence = _tagged("presence")
+    mover = _tagged("mover")
 
     @property
     def drain_keys(self) -> list[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -59,15 +59,6 @@ def watch() -> str:
     return "notify"
 
 
-#: The service fixture for each (backend, watch).
-SERVICES = {
-    ("redis", "notify"): "service",
-    ("redis", "block"): "block_service",
-    ("cluster", "notify"): "cluster_service",
-    ("cluster", "block"): "cluster_block_service",
-}
-
-
 @pytest.fixture
 def r(backend: str, request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
     """A client of the test Redis (or cluster), emptied before each test."""
@@ -108,93 +99,61 @@ def _start_service(redis_url: str, folder: Path, **settings: str) -> Gunicorn:
 
 
 @pytest.fixture(scope="session")
-def service(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Gunicorn]:
-    server = _start_service(redis_server.url, tmp_path_factory.mktemp("gunicorn"))
-    yield server
-    server.stop()
-    print(f"gunicorn log: {server.log_path}")
+def services(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Gunicorn]]:
+    """The services of the run, each started on first use and stopped at the end:
+    `services(backend, watch, heartbeat_s="1")` on one Redis ("redis") or on the cluster,
+    with the mailbox watcher ("notify": the default `auto` on these servers) or with
+    blocking movers ("block")."""
+    started: dict[tuple[str, str, str], Gunicorn] = {}
 
+    def get(backend: str, watch: str, heartbeat_s: str = "1") -> Gunicorn:
+        key = (backend, watch, heartbeat_s)
+        if key not in started:
+            settings = {"PUSH_HEARTBEAT_S": heartbeat_s}
+            if watch != "notify":
+                settings["PUSH_MAILBOX_WATCH"] = watch
+            elif heartbeat_s != "1":
+                settings["PUSH_MAILBOX_WATCH"] = "notify"  # never falls back unnoticed
+            if backend == "cluster":
+                url = request.getfixturevalue("redis_cluster").seed_url
+                settings["PUSH_REDIS_CLUSTER"] = "1"
+            else:
+                url = request.getfixturevalue("redis_server").url
+            folder = tmp_path_factory.mktemp(f"gunicorn-{backend}-{watch}-{heartbeat_s}")
+            started[key] = _start_service(url, folder, **settings)
+        return started[key]
 
-@pytest.fixture(scope="session")
-def block_service(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Gunicorn]:
-    """The same service with a blocking mover per online user (PUSH_MAILBOX_WATCH=block)."""
-    server = _start_service(
-        redis_server.url, tmp_path_factory.mktemp("gunicorn-block"), PUSH_MAILBOX_WATCH="block"
-    )
-    yield server
-    server.stop()
-    print(f"gunicorn log: {server.log_path}")
-
-
-@pytest.fixture(scope="session")
-def cluster_service(
-    redis_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Gunicorn]:
-    """The same service in cluster mode, seeded with two of the cluster's nodes."""
-    server = _start_service(
-        redis_cluster.seed_url, tmp_path_factory.mktemp("gunicorn-cluster"), PUSH_REDIS_CLUSTER="1"
-    )
-    yield server
-    server.stop()
-    print(f"gunicorn log: {server.log_path}")
-
-
-@pytest.fixture(scope="session")
-def cluster_block_service(
-    redis_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Gunicorn]:
-    """Cluster mode with blocking movers."""
-    server = _start_service(
-        redis_cluster.seed_url,
-        tmp_path_factory.mktemp("gunicorn-cluster-block"),
-        PUSH_REDIS_CLUSTER="1",
-        PUSH_MAILBOX_WATCH="block",
-    )
-    yield server
-    server.stop()
-    print(f"gunicorn log: {server.log_path}")
-
-
-@pytest.fixture
-def base_url(backend: str, watch: str, r: redis.Redis, request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue(SERVICES[(backend, watch)]).base_url
-
-
-@pytest.fixture(scope="session")
-def quiet_services() -> Iterator[dict[tuple[str, str], Gunicorn]]:
-    """The quiet services started so far, stopped at the end of the run."""
-    started: dict[tuple[str, str], Gunicorn] = {}
-    yield started
+    yield get
     for server in started.values():
         server.stop()
+        print(f"gunicorn log: {server.log_path}")
 
 
 @pytest.fixture
-def quiet_service(
-    backend: str,
-    watch: str,
-    quiet_services: dict[tuple[str, str], Gunicorn],
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Gunicorn:
-    """The service with a 30 s heartbeat (one per backend and watch mode, started on first
-    use): its pumps re-read the history only every 2 minutes, so a tab learns of a message
-    within seconds only through the mailbox watcher, a mover, or a wake."""
-    key = (backend, watch)
-    if key not in quiet_services:
-        settings = {"PUSH_HEARTBEAT_S": "30", "PUSH_MAILBOX_WATCH": watch}
-        if backend == "cluster":
-            url = request.getfixturevalue("redis_cluster").seed_url
-            settings["PUSH_REDIS_CLUSTER"] = "1"
-        else:
-            url = request.getfixturevalue("redis_server").url
-        folder = tmp_path_factory.mktemp(f"quiet-{backend}-{watch}")
-        quiet_services[key] = _start_service(url, folder, **settings)
-    return quiet_services[key]
+def service(services: Callable[..., Gunicorn]) -> Gunicorn:
+    """The service on one Redis, in its default mailbox watch (auto: the watcher here)."""
+    return services("redis", "notify")
+
+
+@pytest.fixture
+def cluster_service(services: Callable[..., Gunicorn]) -> Gunicorn:
+    """The same service in cluster mode, seeded with two of the cluster's nodes."""
+    return services("cluster", "notify")
+
+
+@pytest.fixture
+def base_url(backend: str, watch: str, r: redis.Redis, services: Callable[..., Gunicorn]) -> str:
+    return services(backend, watch).base_url
+
+
+@pytest.fixture
+def quiet_service(backend: str, watch: str, services: Callable[..., Gunicorn]) -> Gunicorn:
+    """The service with a 30 s heartbeat: its pumps re-read the history only every 2
+    minutes, so a tab learns of a message within seconds only through the mailbox
+    watcher, a mover, or a wake."""
+    return services(backend, watch, heartbeat_s="30")
 
 
 @pytest.fixture
