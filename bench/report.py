@@ -678,7 +678,9 @@ def plot_rss(results: dict, path: Path) -> bool:
 def write_all(results: dict, out_dir: Path, md_path: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / f"{results['date']}.json"
-    json_path.write_text(json.dumps(results, indent=1) + "\n")
+    text = json.dumps(results, indent=1)
+    json_path.write_text(text + "\n")
+    results = json.loads(text)  # render what the file holds (its keys are text)
 
     def rel(path: Path) -> str:
         base = md_path.parent
