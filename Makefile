@@ -71,10 +71,10 @@ $(VENV)/.installed-bench: $(VENV)/.installed-test bench/requirements.txt
 	$(BIN)/pip install --quiet -r bench/requirements.txt
 	touch $@
 
-bench: install-test $(VENV)/.installed-bench ## Benchmark vs Flask-SSE (~9 min): bench/RESULTS.md, bench/results/
+bench: install-test $(VENV)/.installed-bench ## Benchmark vs Flask-SSE (~11 min): bench/RESULTS.md, bench/results/
 	$(BIN)/python bench/run.py
 
-bench-quick: install-test $(VENV)/.installed-bench ## Smaller, shorter bench (< 2 min): bench/results/quick/
+bench-quick: install-test $(VENV)/.installed-bench ## Smaller, shorter bench (~3 min): bench/results/quick/
 	$(BIN)/python bench/run.py --quick
 
 # --- Chaos: numbered messages through faults (chaos/), and the soak -------------------------
@@ -87,7 +87,7 @@ $(VENV)/.installed-chaos: chaos/requirements.txt | $(VENV)/.installed-test
 	$(BIN)/pip install --quiet -r chaos/requirements.txt
 	touch $@
 
-chaos: install-test ## Chaos run, appendfsync always and everysec, then Chromium (~6 min): chaos/RESULTS.md
+chaos: install-test ## Chaos run: appendfsync always and everysec, each mailbox watch mode, Chromium (~7 min)
 	$(BIN)/python chaos/run.py $(CHAOS_ARGS)
 
 soak: install-test $(VENV)/.installed-chaos ## 5,000 connections for 30 min: chaos/soak.csv, chaos/soak.png

@@ -1,7 +1,7 @@
 """`make chaos`: the full chaos run with both `appendfsync` settings, each with the
 mailbox watcher and with blocking movers, then the browser.
 
-    .venv/bin/python chaos/run.py                 # about 11 minutes on 2 cores
+    .venv/bin/python chaos/run.py                 # about 7 minutes on 2 cores
     .venv/bin/python chaos/run.py --quick         # the short version's sizes, ~3 minutes
     .venv/bin/python chaos/run.py --fsync always --watch notify --no-browser --keep
 

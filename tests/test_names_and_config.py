@@ -77,6 +77,8 @@ def test_defaults_load_in_demo_mode():
         ("PUSH_ALLOWED_ORIGINS", "app.example.com"),
         ("PUSH_ALLOWED_ORIGINS", "https://app.example.com/path"),
         ("PUSH_MAX_CONNECTIONS_PER_USER", "0"),
+        ("PUSH_MAILBOX_WATCH", "sometimes"),
+        ("PUSH_MAILBOX_WATCH", "keyspace"),
     ],
 )
 def test_a_wrong_value_names_its_variable(variable, value):
@@ -145,3 +147,11 @@ def test_production_mode_starts_with_a_secret_and_listed_origins():
 
 def test_demo_mode_may_allow_every_origin():
     assert load_config({**DEMO, "PUSH_ALLOWED_ORIGINS": "*"})["PUSH_ALLOWED_ORIGINS"] == ("*",)
+
+
+@pytest.mark.parametrize("value", ["auto", "notify", "block", "NOTIFY", " block "])
+def test_the_mailbox_watch_modes(value):
+    assert load_config({**DEMO, "PUSH_MAILBOX_WATCH": value})["PUSH_MAILBOX_WATCH"] == (
+        value.strip().lower()
+    )
+    assert load_config(DEMO)["PUSH_MAILBOX_WATCH"] == "auto"
