@@ -101,6 +101,11 @@ def churn(app, port: int, transport: str, count: int, prefix: str) -> int:
     ]
     socks = [greenlet.get() for greenlet in opening]
     wait_until(lambda: drained(client, prefix) == USERS, "every user drained")
+    # A new user's channel reads its history once (its pump's greenlet ends after it).
+    wait_until(
+        lambda: all(channel._pumping is None for channel in hub.users.values()),
+        "every pump idle",
+    )
     held = live_greenlets() - before
     for sock in socks:
         sock.close()
