@@ -478,7 +478,7 @@ def markdown(results: dict, plots: dict[str, str]) -> str:
         "",
         *target_table(targets(results)),
         "",
-        "Why the targets not met are not, and what is left: `bench/README.md`, \"Reading the "
+        'Why the targets not met are not, and what is left: `bench/README.md`, "Reading the '
         'targets that are not met".',
         "",
         "## Targets of issue 4, still tracked",
