@@ -15,13 +15,13 @@ from push import api, auth, cli, demo, errors, health, receipts, stream, ws
 from push.config import DeliverySettings, check_consistency, parse_environ
 from push.hub import Hub
 from push.presence import Presence
-from push.publishing import PublishError, publish, publish_many
+from push.publishing import PublishError, disconnect, publish, publish_many
 from push.redis_clients import redis_client
 from push.store import Store
 from push.tokens import TokenSettings
 from push.ws_reader import FrameSignal, ReadWhenReadable
 
-__all__ = ["PublishError", "create_app", "publish", "publish_many"]
+__all__ = ["PublishError", "create_app", "disconnect", "publish", "publish_many"]
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from flask import Request, current_app, g
 
 from push.errors import Refusal
-from push.identity import identify
+from push.identity import identify, unauthorized
 from push.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
 from push.metrics import REDIS_ERRORS
 from push.origins import cross_origin
@@ -44,6 +44,10 @@ class Admission:
     connection_id: str
     #: Whether the history held nothing after `cursor` when the stream was admitted.
     caught_up: bool = False
+    #: When the stream must end: its credential's exp (seconds since the epoch), None: never.
+    expires_at: float | None = None
+    #: When its credential was issued (seconds; None: not a token).
+    issued_at: float | None = None
 
 
 def requested_cursor(request: Request) -> str | None:
@@ -69,10 +73,15 @@ def admit(request: Request) -> Admission:
     cursor = requested_cursor(request)
     presence: Presence = current_app.extensions["push.presence"]
     try:
-        user_id = identify(request)
+        identity = identify(request)
+        user_id = identity.user_id
         keys = user_keys(user_id, config["PUSH_MAILBOX_KEY"])
         connection_id = new_connection_id()
-        joined = presence.join(keys, connection_id)
+        joined = presence.join(keys, connection_id, identity.issued_at)
+        if joined.revoked_at is not None:
+            raise unauthorized(
+                "token_revoked", "the user was disconnected after this token was issued (iat)"
+            )
         if not joined.joined:
             raise Refusal(
                 429,
@@ -88,8 +97,24 @@ def admit(request: Request) -> Admission:
     caught_up = joined.caught_up and (
         joined.mark is None or parse_event_id(start) >= parse_event_id(joined.mark)
     )
-    g.admission = Admission(user_id, keys, start, connection_id, caught_up)
+    g.admission = Admission(
+        user_id,
+        keys,
+        start,
+        connection_id,
+        caught_up,
+        expires_at=identity.expires_at,
+        issued_at=identity.issued_at,
+    )
     return g.admission
+
+
+def stream_deadline(admission: Admission) -> float | None:
+    """When an admitted stream ends (seconds since the epoch): its credential's exp plus the
+    clock skew allowed (PUSH_JWT_LEEWAY_S); None: never."""
+    if admission.expires_at is None:
+        return None
+    return admission.expires_at + current_app.config["PUSH_JWT_LEEWAY_S"]
 
 
 def release(admission: Admission, presence: Presence) -> None:

@@ -18,7 +18,7 @@ from push.identity import checked_user_id
 from push.keys import user_keys
 from push.openapi import MAX_USERS_PER_CALL, openapi_document
 from push.presence import Presence
-from push.publishing import PublishError, publish_many
+from push.publishing import PublishError, disconnect, publish_many
 from push.receipts import receipts_json
 from push.redis_clients import REDIS_UNAVAILABLE
 from push.store import Store
@@ -34,6 +34,7 @@ PUBLISH_ERROR_STATUS = {
     "too_large": 413,
     "idempotency_key_reused": 422,
     "idempotency_in_progress": 409,
+    "invalid_reason": 422,
 }
 #: Bytes of a publish body beyond its message: room for 1000 ids and the JSON around them.
 BODY_OVERHEAD_BYTES = MAX_USERS_PER_CALL * 80 + 4096
@@ -176,3 +177,31 @@ def presence(user_id: str) -> dict[str, object]:
         "connections": count.connections,
         "last_seen": count.last_seen.isoformat() if count.last_seen else None,
     }
+
+
+@bp.post("/users/<user_id>/disconnect")
+def disconnect_user(user_id: str) -> tuple[dict[str, object], int]:
+    """Close every open connection of the user, everywhere, and refuse the tokens issued
+    before now; optional body `{"reason": "..."}`, told to the user's clients."""
+    checked = checked_user_id(user_id)
+    reason = ""
+    if request.get_data():
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or set(body) - {"reason"}:
+            raise Refusal(422, "invalid_request", 'send no body, or {"reason": "..."}')
+        reason = body.get("reason", "")
+    store: Store = current_app.extensions["push.store"]
+    try:
+        closed = disconnect(
+            store.redis,
+            checked,
+            reason,
+            mailbox_key=current_app.config["PUSH_MAILBOX_KEY"],
+            ttl_s=current_app.config["PUSH_REVOCATION_TTL_S"],
+        )
+    except PublishError as error:
+        raise Refusal(PUBLISH_ERROR_STATUS[error.code], error.code, error.detail) from None
+    except REDIS_UNAVAILABLE:
+        raise _redis_unavailable() from None
+    log.info("user disconnected user=%s connections=%d", checked, closed)
+    return {"disconnected": closed}, 200

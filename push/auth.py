@@ -20,11 +20,11 @@ cors_post_endpoint(bp, "/ticket")
 @bp.post("/ticket")
 def ticket() -> tuple[dict[str, object], int]:
     """`{"ticket": "...", "expires_in": 30}` for the user the token names."""
-    user_id = identify(request, tickets=False)
+    identity = identify(request, tickets=False)
     store: Store = current_app.extensions["push.store"]
     ttl_s = current_app.config["PUSH_TICKET_TTL_S"]
     try:
-        value = issue_ticket(store.redis, user_id, ttl_s)
+        value = issue_ticket(store.redis, identity, ttl_s)
     except REDIS_UNAVAILABLE:
         raise Refusal(503, "redis_unavailable", "redis did not answer; try again") from None
     return {"ticket": value, "expires_in": ttl_s}, 200

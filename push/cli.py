@@ -11,7 +11,7 @@ from push.config import DeliverySettings
 from push.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
 from push.mailbox import drain
 from push.presence import Presence
-from push.publishing import PublishError, publish
+from push.publishing import PublishError, disconnect, publish
 from push.store import Store
 
 #: Seconds `tail` waits for a wake before it looks at the mailbox again.
@@ -97,6 +97,24 @@ def tail(user_id: str, cursor: str | None, count: int | None) -> None:
                 wakes.get_message(timeout=TAIL_POLL_S)
     finally:
         wakes.close()
+
+
+@push.command("disconnect")
+@click.argument("user_id")
+@click.option("--reason", default="", help="Told to the user's clients.")
+def disconnect_command(user_id: str, reason: str) -> None:
+    """Close every open connection of USER_ID and refuse its tokens issued before now."""
+    try:
+        closed = disconnect(
+            _store().redis,
+            user_id,
+            reason,
+            mailbox_key=current_app.config["PUSH_MAILBOX_KEY"],
+            ttl_s=current_app.config["PUSH_REVOCATION_TTL_S"],
+        )
+    except PublishError as error:
+        raise click.ClickException(f"{error.code}: {error.detail}") from None
+    click.echo(f"{user_id} disconnected; {closed} connection(s) were open")
 
 
 @push.command()

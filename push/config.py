@@ -61,6 +61,10 @@ DEFAULT_TOKEN_COOKIE = "push_token"
 DEFAULT_TICKET_TTL_S = 30
 #: Twenty tabs of one user is generous; more is a bug or an abuse.
 DEFAULT_MAX_CONNECTIONS_PER_USER = 20
+#: How long a user's revocation refuses the tokens issued before it. It must be at least as
+#: long as the longest-lived token accepted, or such a token works again once it is
+#: forgotten; 30 days is longer than sites let a session token live.
+DEFAULT_REVOCATION_TTL_S = 30 * 24 * 3600
 #: Publish API calls per second per API key; 0 turns the limit off.
 DEFAULT_API_RATE = 0
 #: Seconds over which clients are told to come back after a restart, so they do not all
@@ -216,6 +220,11 @@ SETTINGS: dict[str, tuple[str, Callable[[str, str], Any], Any]] = {
     ),
     "PUSH_API_KEY": ("PUSH_API_KEY", _keys, ()),
     "PUSH_API_RATE": ("PUSH_API_RATE", _number(int, 0, 1_000_000), DEFAULT_API_RATE),
+    "PUSH_REVOCATION_TTL_S": (
+        "PUSH_REVOCATION_TTL_S",
+        _number(int, 60, 10 * 365 * 86400),
+        DEFAULT_REVOCATION_TTL_S,
+    ),
     "PUSH_METRICS_TOKEN": ("PUSH_METRICS_TOKEN", _optional_text, None),
     "PUSH_LOG_FORMAT": ("PUSH_LOG_FORMAT", _choice("text", "json"), "text"),
     "PUSH_RECONNECT_SPREAD_S": (

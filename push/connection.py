@@ -12,8 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import gevent
+from gevent import get_hub
 from gevent.event import Event
 
 from push.keys import parse_event_id
@@ -24,6 +26,10 @@ from push.tally import TALLY
 OUTBOX_FULL = "outbox full"
 CLIENT_LEFT = "client left"
 SERVICE_RESTART = "service restart"
+#: The credential the stream was opened (or last renewed) with has expired.
+TOKEN_EXPIRED = "token expired"
+#: The user was disconnected (POST /api/users/<id>/disconnect, push.disconnect).
+REVOKED = "revoked"
 #: Seconds a connection cut for a full outbox gets to close cleanly before its socket is.
 OUTBOX_GRACE_S = 2.0
 
@@ -44,11 +50,13 @@ class Connection:
 
     # One per open stream: slots instead of a dict per instance.
     __slots__ = (
+        "_deadline",
         "_outbox",
         "_ready",
         "abort",
         "behind",
         "behind_since",
+        "close_detail",
         "closed_reason",
         "cursor_key",
         "finished",
@@ -70,6 +78,10 @@ class Connection:
         self.opened_at = time.monotonic()
         self.sent = 0
         self.closed_reason: str | None = None
+        #: What the client is told beside the reason (a revocation's reason), if anything.
+        self.close_detail = ""
+        #: The timer that closes the connection when its credential expires.
+        self._deadline: Any = None
         # A list: an empty deque allocates a 64-slot block up front, for every stream.
         self._outbox: list[Entry | Reset] = []
         self._ready = Event()
@@ -145,13 +157,30 @@ class Connection:
             self.on_drained()
         return batch
 
-    def close(self, reason: str) -> None:
+    def expire_at(self, when: float | None) -> None:
+        """Close the connection (TOKEN_EXPIRED) at `when`, seconds since the epoch, or
+        never (None); replaces the deadline set before. One timer on the event loop: no
+        clock is read per message."""
+        if self._deadline is not None:
+            self._deadline.stop()
+            self._deadline.close()
+            self._deadline = None
+        if when is None or self.closed:
+            return
+        self._deadline = get_hub().loop.timer(max(0.0, when - time.time()))
+        self._deadline.start(self.close, TOKEN_EXPIRED)
+
+    def close(self, reason: str, detail: str = "") -> None:
         """Ask the writer to stop; the first reason given is kept.
 
         A connection cut for a full outbox is given OUTBOX_GRACE_S to end by itself (its
         writer may be blocked on the client's closed window); then its socket is cut."""
         if self.closed_reason is None:
             self.closed_reason = reason
+            self.close_detail = detail
+            if self._deadline is not None:  # the timer holds the connection until it fires
+                self._deadline.stop()
+                self._deadline = None
             if reason == OUTBOX_FULL and self.abort is not None:
                 gevent.spawn_later(OUTBOX_GRACE_S, self._abort_if_still_open)
         self._ready.set()

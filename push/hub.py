@@ -30,7 +30,7 @@ from gevent.lock import Semaphore
 
 from push.backoff import Backoff
 from push.config import DeliverySettings
-from push.connection import OUTBOX_FULL, SERVICE_RESTART, Connection
+from push.connection import OUTBOX_FULL, REVOKED, SERVICE_RESTART, Connection
 from push.drainers import BlockingDrainer, Drainer, WatchedDrainer
 from push.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
 from push.lease import DeathWatch
@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 WORKER_ALIVE_EVERY_S = 2.0
 WORKER_ALIVE_TTL_S = 6.0
 LEASE_FREE_BYTES = LEASE_FREE.encode()
+#: What scripts/revoke.lua publishes on the user's wake channel, before the reason.
+REVOKED_PREFIX = b"revoked "
 #: A connection that has not written its full outbox for this long is cut (it resumes).
 STALLED_S = 10.0
 #: Without a wake, a pump reads the history every this many heartbeats anyway (a wake
@@ -181,6 +183,11 @@ class UserChannel:
                 self.store, self.keys, self.settings, self.worker_id, self.moved
             )
         self._room_freed = self._drainer.room_freed
+
+    def revoke(self, reason: str) -> None:
+        """The user was disconnected: every local connection closes, saying why."""
+        for connection in list(self.connections):
+            connection.close(REVOKED, reason)
 
     def lease_freed(self) -> None:
         """Another worker's drainer for this user stopped: try to take over at once."""
@@ -514,6 +521,9 @@ class Hub:
                 if data == LEASE_FREE_BYTES:
                     channel.lease_freed()
                     channel.wake()
+                    continue
+                if data.startswith(REVOKED_PREFIX):
+                    channel.revoke(data[len(REVOKED_PREFIX) :].decode(errors="replace"))
                     continue
                 try:
                     channel.heard(data)

@@ -14,7 +14,7 @@ from push.errors import Refusal
 from push.keys import InvalidUserId, validate_user_id
 from push.store import Store
 from push.tickets import take_ticket
-from push.tokens import TokenRejected, TokenSettings, verify_token
+from push.tokens import Identity, TokenRejected, TokenSettings, verify_token
 
 
 def checked_user_id(raw: object) -> str:
@@ -46,15 +46,15 @@ def credential(request: Request, cookie: str) -> tuple[str, str] | None:
     return None
 
 
-def identify(request: Request, *, tickets: bool = True) -> str:
-    """The user id of a request, or a 401 refusal naming the check that failed.
+def identify(request: Request, *, tickets: bool = True) -> Identity:
+    """Who a request is for and until when, or a 401 refusal naming the check that failed.
 
     May reach Redis (to take a ticket): redis errors propagate to the caller."""
     config = current_app.config
     found = credential(request, config["PUSH_TOKEN_COOKIE"])
     if found is None:
         if config["PUSH_DEMO"] and "user_id" in request.args:
-            return checked_user_id(request.args["user_id"])
+            return Identity(checked_user_id(request.args["user_id"]))
         detail = "send a token (Authorization: Bearer, cookie, or ?token=) or a ?ticket="
         if config["PUSH_DEMO"]:
             detail += ", or ?user_id= in demo mode"
@@ -64,10 +64,10 @@ def identify(request: Request, *, tickets: bool = True) -> str:
         if not tickets:
             raise unauthorized("ticket_not_accepted", "a ticket opens a stream; send the token")
         store: Store = current_app.extensions["push.store"]
-        user_id = take_ticket(store.redis, value)
-        if user_id is None:
+        identity = take_ticket(store.redis, value)
+        if identity is None:
             raise unauthorized("invalid_ticket", "the ticket is unknown, used or expired")
-        return user_id
+        return identity
     settings: TokenSettings | None = current_app.extensions["push.tokens"]
     if settings is None:
         raise unauthorized("tokens_not_configured", "PUSH_JWT_SECRET is not set")

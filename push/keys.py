@@ -74,6 +74,8 @@ class UserKeys:
     wake = _tagged("wake")
     presence = _tagged("presence")
     mover = _tagged("mover")
+    #: When the user was last revoked (ms): tokens issued before are refused.
+    revoked = _tagged("revoked")
 
     @property
     def drain_keys(self) -> list[str]:

@@ -32,6 +32,11 @@ CONNECTIONS = Counter(
     "Stream requests, by transport and result",
     ["transport", "result"],
 )
+CLOSED = Counter(
+    "push_connections_closed",
+    "Streams ended, by transport and why (client_left, token_expired, revoked, ...)",
+    ["transport", "reason"],
+)
 MOVED = Counter("push_messages_moved", "Messages moved from mailboxes into histories")
 DELIVERED = Counter(
     "push_messages_delivered", "Messages written to a connection, by transport", ["transport"]
@@ -65,3 +70,8 @@ def exposition() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def closed_label(reason: str | None) -> str:
+    """push_connections_closed_total's reason label of a connection's closing reason."""
+    return (reason or "client left").replace(" ", "_")

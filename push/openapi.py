@@ -38,7 +38,16 @@ def openapi_document() -> dict[str, Any]:
             "version": "1",
             "description": (
                 "Queue messages for users' browser tabs. Each call LPUSHes to "
-                "user_<id>_messages, exactly as any producer may do directly."
+                "user_<id>_messages, exactly as any producer may do directly.\n\n"
+                "Sessions end: a stream (GET /stream, GET /ws) lives no longer than the "
+                "token it was opened with. At the token's exp plus PUSH_JWT_LEEWAY_S a "
+                "WebSocket closes with 4401 'token expired' and an SSE stream gets "
+                '`event: expired` (data {"error": "token_expired"}) and ends; the next '
+                "connection resumes by id. A WebSocket refreshes in band with a frame "
+                '{"token": "<jwt>"}: the same sub moves its deadline to that exp, another '
+                "sub closes it with 4403, an invalid token with 4401 and the failed check "
+                "as the reason. SSE refreshes by reconnecting with a fresh token. "
+                "POST /api/users/{user_id}/disconnect revokes a user."
             ),
         },
         "components": {
@@ -197,6 +206,59 @@ def openapi_document() -> dict[str, Any]:
                         },
                         "400": _error("Not a user id"),
                         "404": _error("No such path (a user id of dots is a path segment)"),
+                        **_COMMON_ERRORS,
+                    },
+                }
+            },
+            "/api/users/{user_id}/disconnect": {
+                "post": {
+                    "summary": "Close every open connection of the user and revoke its tokens",
+                    "description": (
+                        "Every open connection of the user, on every worker and host, closes "
+                        "within a second (WebSocket 4403 'revoked', SSE `event: revoked`), and "
+                        "tokens issued before now (their iat; a token without one counts as "
+                        "before) are refused with 401 token_revoked for PUSH_REVOCATION_TTL_S."
+                    ),
+                    "parameters": [
+                        {"name": "user_id", "in": "path", "required": True, "schema": _USER_ID}
+                    ],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "reason": {
+                                            "type": "string",
+                                            "maxLength": 200,
+                                            "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
+                                            "description": "Told to the user's clients",
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "How many connections were open",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["disconnected"],
+                                        "properties": {
+                                            "disconnected": {"type": "integer", "minimum": 0}
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "400": _error("Not a user id"),
+                        "404": _error("No such path (a user id of dots is a path segment)"),
+                        "422": _error('The body is not {} or {"reason": "..."}'),
                         **_COMMON_ERRORS,
                     },
                 }

@@ -47,6 +47,8 @@ class Joined:
     mark: str | None
     #: Whether the history held nothing after the mark at the join.
     caught_up: bool
+    #: When the user was revoked (ms), if the credential was issued before that: refused.
+    revoked_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +76,17 @@ class Presence:
     def renew_every_s(self) -> float:
         return self.lease_ms / 3000
 
-    def join(self, keys: UserKeys, connection_id: str) -> Joined:
-        """Join in one round trip; not joined when the user is at the limit."""
-        joined, count, mark, *caught_up = self._join(
-            keys=[keys.presence, keys.state],
-            args=[connection_id, self.lease_ms, self.limit, self.ttl_s],
+    def join(self, keys: UserKeys, connection_id: str, issued_at: float | None = None) -> Joined:
+        """Join in one round trip; not joined when the user is at the limit, or when the
+        credential was issued (`issued_at`, seconds) before the user was revoked."""
+        issued_ms = -1 if issued_at is None else int(issued_at * 1000)
+        joined, count, *rest = self._join(
+            keys=[keys.presence, keys.state, keys.revoked],
+            args=[connection_id, self.lease_ms, self.limit, self.ttl_s, issued_ms],
         )
+        if joined == -1:
+            return Joined(False, 0, None, False, revoked_at=int(count))
+        mark, *caught_up = rest
         return Joined(bool(joined), int(count), mark.decode() if mark else None, caught_up == [1])
 
     def leave(self, keys: UserKeys, connection_id: str) -> None:

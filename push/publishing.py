@@ -5,6 +5,8 @@
 make anyway (user id, size, UTF-8), and answers how many connections the user
 has now. `publish_many` does it for many users in one round trip. With an
 idempotency key, a retry within 24 h queues nothing and returns the first answer.
+`disconnect(client, "42")` closes every open connection of the user and refuses
+the tokens issued before it (a logout, a ban, a password change).
 
 The HTTP API and the CLI publish through these functions.
 """
@@ -13,17 +15,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterable
 from typing import Any
 
 import redis
 
-from push.config import DEFAULT_MAILBOX_KEY, DEFAULT_MAX_MESSAGE_BYTES
+from push.config import DEFAULT_MAILBOX_KEY, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_REVOCATION_TTL_S
 from push.keys import InvalidUserId, user_keys, validate_user_id
 from push.redis_clients import queue_script
+from push.redis_cluster import ClusterOnFirstUse
 from push.store import script
 
+#: Characters a disconnect's reason may have (it is sent to the user's clients).
+MAX_REASON_CHARS = 200
+#: What a reason may not hold (a close frame's reason and an SSE line are single lines).
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
 #: How long an idempotency key is remembered.
 IDEMPOTENCY_TTL_S = 24 * 3600
 #: How long a retry waits for a first call with the same key that is still running.
@@ -115,6 +123,37 @@ def publish_many(
     return _once(
         client, idempotency_key, fingerprint, lambda: _push(client, ids, payload, mailbox_key)
     )
+
+
+def disconnect(
+    client: redis.Redis,
+    user_id: str,
+    reason: str = "",
+    *,
+    mailbox_key: str = DEFAULT_MAILBOX_KEY,
+    ttl_s: int = DEFAULT_REVOCATION_TTL_S,
+) -> int:
+    """Close every open connection of `user_id`, on every worker and host, within a second
+    (WebSocket 4403 "revoked", SSE `event: revoked`), and refuse the tokens issued before
+    now (`iat`; a token without one counts as before) for `ttl_s` seconds: set it at least
+    as long as the longest-lived token you issue. Returns the connections that were open."""
+    (checked,) = _checked_ids([user_id])
+    if (
+        not isinstance(reason, str)
+        or len(reason) > MAX_REASON_CHARS
+        or CONTROL_CHARACTERS.search(reason)
+    ):
+        raise PublishError(
+            "invalid_reason",
+            f"a reason is text of at most {MAX_REASON_CHARS} characters, no control characters",
+        )
+    keys = user_keys(checked, mailbox_key)
+    sharded = isinstance(client, redis.RedisCluster | ClusterOnFirstUse)
+    open_connections, _ = script(client, "revoke.lua")(
+        keys=[keys.revoked, keys.presence, keys.wake],
+        args=[ttl_s * 1000, "SPUBLISH" if sharded else "PUBLISH", reason],
+    )
+    return int(open_connections)
 
 
 def _push(client: redis.Redis, ids: list[str], payload: bytes, mailbox_key: str) -> dict[str, int]:

@@ -22,7 +22,7 @@ cors_post_endpoint(bp, "/ack")
 @bp.post("/ack")
 def ack() -> tuple[dict[str, object], int]:
     """`{"id": "<event id>"}`, authenticated like the stream (token, cookie; user_id in demo)."""
-    user_id = identify(request, tickets=False)
+    user_id = identify(request, tickets=False).user_id
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("id"), str):
         raise Refusal(400, "invalid_ack", 'send {"id": "<event id>"}')

@@ -473,6 +473,11 @@ class Store:
             unacknowledged=max(0, int(seq or 0) - int(acked_n or 0)),
         )
 
+    def revoked_since(self, keys: UserKeys) -> float | None:
+        """When the user was last revoked (seconds since the epoch), if it is remembered."""
+        value = self.redis.get(keys.revoked)
+        return int(value) / 1000 if value else None
+
     def delivered_mark(self, keys: UserKeys) -> str | None:
         """The newest event id written to any connection of this user, if any."""
         value = self.redis.hget(keys.state, "delivered_id")

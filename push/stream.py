@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from collections.abc import Callable, Iterator
 
 from flask import Blueprint, Response, current_app, g, request
 
-from push.admission import Admission, Unavailable, admit, release, release_unless_taken
+from push.admission import (
+    Admission,
+    Unavailable,
+    admit,
+    release,
+    release_unless_taken,
+    stream_deadline,
+)
 from push.config import DeliverySettings
-from push.connection import CLIENT_LEFT, SERVICE_RESTART, Connection, Reset
+from push.connection import (
+    CLIENT_LEFT,
+    REVOKED,
+    SERVICE_RESTART,
+    TOKEN_EXPIRED,
+    Connection,
+    Reset,
+)
 from push.encoding import once_per_entry
 from push.errors import Refusal
 from push.hangup import client_socket, cut, watch_for_hangup
 from push.hub import Hub
-from push.metrics import CONNECTIONS, OPEN_CONNECTIONS, RESULT_BY_STATUS
+from push.metrics import CLOSED, CONNECTIONS, OPEN_CONNECTIONS, RESULT_BY_STATUS, closed_label
 from push.origins import add_cors_headers
 from push.sse import encode_comment, encode_event, encode_retry
 from push.store import Entry
@@ -25,6 +40,14 @@ log = logging.getLogger(__name__)
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 KEEPALIVE = encode_comment("keepalive")
+#: The last event of a stream whose token expired: reconnect with a fresh credential
+#: (EventSource reconnects by itself with the same URL and cookie; push.js asks getToken).
+EXPIRED_EVENT = encode_event(json.dumps({"error": "token_expired"}), event="expired")
+
+
+def revoked_event(reason: str) -> bytes:
+    """The last event of a stream whose user was disconnected."""
+    return encode_event(json.dumps({"error": "revoked", "reason": reason}), event="revoked")
 
 
 def jittered_retry(retry_ms: int) -> bytes:
@@ -107,6 +130,7 @@ def stream() -> Response:
         admission.connection_id, admission.user_id, "sse", admission.cursor, settings.outbox_max
     )
     channel = hub.attach(connection, admission.caught_up)
+    connection.expire_at(stream_deadline(admission))
     watcher = watch_for_hangup(request.environ, lambda: connection.close(CLIENT_LEFT))
     sock = client_socket(request.environ)
     if sock is not None:
@@ -125,7 +149,11 @@ def stream() -> Response:
                 break
             yield frame(batch) if batch else KEEPALIVE
             connection.wrote(batch, channel.written)
-        if connection.closed_reason == SERVICE_RESTART:
+        if connection.closed_reason == TOKEN_EXPIRED:
+            yield EXPIRED_EVENT
+        elif connection.closed_reason == REVOKED:
+            yield revoked_event(connection.close_detail)
+        elif connection.closed_reason == SERVICE_RESTART:
             # Spread the reconnects of every client of this worker over a few seconds.
             spread_ms = max(100, int(settings.reconnect_spread_s * 1000))
             yield encode_retry(random.randint(100, spread_ms)) + encode_comment(
@@ -140,6 +168,7 @@ def stream() -> Response:
         hub.detach(connection)
         release(admission, presence)
         OPEN_CONNECTIONS.labels("sse").dec()
+        CLOSED.labels("sse", closed_label(connection.closed_reason)).inc()
         log.info(
             "connection closed user=%s transport=sse duration=%.1fs messages=%d reason=%s",
             connection.user_id,

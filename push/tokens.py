@@ -18,6 +18,19 @@ import jwt
 from push.keys import InvalidUserId, validate_user_id
 
 
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a stream is for, and for how long (a token's claims, or demo mode's user_id)."""
+
+    user_id: str
+    #: When the credential ends: the token's exp (seconds since the epoch). None: never.
+    expires_at: float | None = None
+    #: When the token was issued (its iat; 0 without one, which counts as before any
+    #: revocation). None: not a token (demo mode's bare user_id), which revocation
+    #: cannot refuse.
+    issued_at: float | None = None
+
+
 class TokenRejected(Exception):
     """The token failed one check; `code` is stable, `detail` is for people."""
 
@@ -64,8 +77,8 @@ _FAILURES: list[tuple[type[Exception], str, str]] = [
 ]
 
 
-def verify_token(token: str, settings: TokenSettings) -> str:
-    """The user id a valid token names, or TokenRejected saying which check failed."""
+def verify_token(token: str, settings: TokenSettings) -> Identity:
+    """Who a valid token names and until when, or TokenRejected saying which check failed."""
     try:
         claims = jwt.decode(
             token,
@@ -84,6 +97,12 @@ def verify_token(token: str, settings: TokenSettings) -> str:
                 raise TokenRejected(code, detail) from None
         raise  # pragma: no cover - _FAILURES ends with the base class
     try:
-        return validate_user_id(claims["sub"])
+        user_id = validate_user_id(claims["sub"])
     except InvalidUserId as error:
         raise TokenRejected("bad_sub", f"the token's sub is not a user id: {error}") from None
+    issued_at = claims.get("iat")
+    return Identity(
+        user_id,
+        expires_at=float(claims["exp"]),
+        issued_at=float(issued_at) if isinstance(issued_at, int | float) else 0.0,
+    )

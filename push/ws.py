@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
@@ -15,16 +16,33 @@ from simple_websocket import ConnectionClosed, Server
 from wsproto.events import CloseConnection, Ping, TextMessage
 from wsproto.frame_protocol import FrameProtocol
 
-from push.admission import Admission, Unavailable, admit, release, release_unless_taken
+from push.admission import (
+    Admission,
+    Unavailable,
+    admit,
+    release,
+    release_unless_taken,
+    stream_deadline,
+)
 from push.config import DeliverySettings
-from push.connection import CLIENT_LEFT, OUTBOX_FULL, SERVICE_RESTART, Connection, Reset
+from push.connection import (
+    CLIENT_LEFT,
+    OUTBOX_FULL,
+    REVOKED,
+    SERVICE_RESTART,
+    TOKEN_EXPIRED,
+    Connection,
+    Reset,
+)
 from push.encoding import once_per_entry
 from push.errors import Refusal
 from push.hangup import cut
 from push.hub import Hub
 from push.keys import InvalidEventId, parse_event_id
-from push.metrics import CONNECTIONS, OPEN_CONNECTIONS, RESULT_BY_STATUS
-from push.store import Entry
+from push.metrics import CLOSED, CONNECTIONS, OPEN_CONNECTIONS, RESULT_BY_STATUS, closed_label
+from push.redis_clients import REDIS_UNAVAILABLE
+from push.store import Entry, Store
+from push.tokens import TokenRejected, TokenSettings, verify_token
 from push.ws_reader import forget_handshake
 
 bp = Blueprint("ws", __name__)
@@ -33,12 +51,16 @@ log = logging.getLogger(__name__)
 
 #: Close codes. 1008: the client did not answer a ping in time; 1011: the server failed;
 #: 1012: the service restarts (come back). The 4xxx codes echo the HTTP status of the same
-#: complaint: 4400 a frame we do not understand, 4408 a client that read too slowly (it
-#: resumes by id), 4413 a frame too large, 4415 a binary frame.
+#: complaint: 4400 a frame we do not understand, 4401 the token expired or a renewal's
+#: token failed a check (the reason names it), 4403 the user was disconnected or a
+#: renewal named another user, 4408 a client that read too slowly (it resumes by id),
+#: 4413 a frame too large, 4415 a binary frame.
 CLOSE_PING_TIMEOUT = 1008
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_SERVICE_RESTART = 1012
 CLOSE_BAD_FRAME = 4400
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_SLOW = 4408
 CLOSE_TOO_LARGE = 4413
 CLOSE_BINARY = 4415
@@ -101,6 +123,12 @@ def send_batch(ws: Server, batch: list[Entry | Reset]) -> None:
         serial.raw.sendall(data)
 
 
+def _close_reason(reason: str, detail: str) -> str:
+    """A close frame's reason holds at most 123 bytes."""
+    text = f"{reason}: {detail}" if detail else reason
+    return text.encode()[:123].decode(errors="ignore")
+
+
 def close(ws: Server, code: int, reason: str) -> None:
     serial: SerialSocket = ws.sock
     with serial.lock:
@@ -111,50 +139,113 @@ def close(ws: Server, code: int, reason: str) -> None:
             serial.raw.sendall(ws.ws.send(CloseConnection(code, reason)))
 
 
-def check_client_frame(message: str | bytes) -> tuple[int, str] | str:
-    """The acknowledged event id of a good frame, else the close code and reason it earns.
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """`{"ack": "<event id>"}`: the client showed that event."""
 
-    The one shape agreed is `{"ack": "<event id>"}`: the client showed that event."""
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    """`{"token": "<jwt>"}`: a fresh token for this connection (the same user)."""
+
+    token: str
+
+
+def check_client_frame(message: str | bytes) -> Ack | Renewal | tuple[int, str]:
+    """What a client frame says, or the close code and reason it earns.
+
+    Two shapes are agreed: `{"ack": "<event id>"}` and `{"token": "<jwt>"}`."""
     if isinstance(message, bytes):
         return CLOSE_BINARY, "binary frames are not accepted"
     if len(message.encode()) > MAX_CLIENT_FRAME_BYTES:
         return CLOSE_TOO_LARGE, f"client frames are at most {MAX_CLIENT_FRAME_BYTES} bytes"
     try:
         frame = json.loads(message)
-    except ValueError:
+    except (ValueError, RecursionError):
         return CLOSE_BAD_FRAME, "client frames are JSON objects"
-    if not isinstance(frame, dict) or set(frame) != {"ack"} or not isinstance(frame["ack"], str):
-        return CLOSE_BAD_FRAME, 'the only client frame is {"ack": "<event id>"}'
+    shape = 'client frames are {"ack": "<event id>"} or {"token": "<jwt>"}'
+    if not isinstance(frame, dict) or len(frame) != 1:
+        return CLOSE_BAD_FRAME, shape
+    if isinstance(frame.get("token"), str):
+        return Renewal(frame["token"])
+    if not isinstance(frame.get("ack"), str):
+        return CLOSE_BAD_FRAME, shape
     try:
         parse_event_id(frame["ack"])
     except InvalidEventId:
         return CLOSE_BAD_FRAME, "ack names an event id such as 1732630000000-0"
-    return frame["ack"]
+    return Ack(frame["ack"])
 
 
 class ClientFrames:
-    """Handles what the client sent, in simple-websocket's reader: acks are passed on,
-    a bad frame is refused (the writer closes with `refusal`), a closed connection ends
-    the writer."""
+    """Handles what the client sent, in simple-websocket's reader: acks are passed on, a
+    renewal moves the connection's deadline, a bad frame or token is refused (the writer
+    closes with `refusal`), a closed connection ends the writer."""
 
-    __slots__ = ("connection", "on_ack", "refusal", "ws")
+    __slots__ = ("connection", "on_ack", "on_renewal", "refusal", "ws")
 
-    def __init__(self, ws: Server, connection: Connection, on_ack: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        ws: Server,
+        connection: Connection,
+        on_ack: Callable[[str], None],
+        on_renewal: Callable[[str], tuple[int, str] | None],
+    ) -> None:
         self.ws = ws
         self.connection = connection
         self.on_ack = on_ack
+        self.on_renewal = on_renewal
         self.refusal: tuple[int, str] | None = None
 
     def __call__(self) -> None:
         while self.ws.input_buffer and self.refusal is None:
             checked = check_client_frame(self.ws.input_buffer.pop(0))
-            if isinstance(checked, tuple):
-                self.refusal = checked
-                self.connection.close(BAD_FRAME)
-                return
-            self.on_ack(checked)
+            if isinstance(checked, Ack):
+                self.on_ack(checked.id)
+                continue
+            if isinstance(checked, Renewal):
+                checked = self.on_renewal(checked.token)
+                if checked is None:
+                    continue
+            self.refusal = checked
+            self.connection.close(BAD_FRAME)
+            return
         if not self.ws.connected:
             self.connection.close(CLIENT_LEFT)
+
+
+def renewal_check(
+    connection: Connection,
+    tokens: TokenSettings | None,
+    revoked_since: Callable[[], float | None],
+    leeway_s: int,
+) -> Callable[[str], tuple[int, str] | None]:
+    """What a `{"token"}` frame does: a valid token of the same user that was issued
+    after any revocation moves the deadline to its exp (None: nothing to refuse); else
+    the close code and reason."""
+
+    def renew(token: str) -> tuple[int, str] | None:
+        if tokens is None:
+            return CLOSE_UNAUTHORIZED, "tokens_not_configured"
+        try:
+            identity = verify_token(token, tokens)
+        except TokenRejected as rejected:
+            return CLOSE_UNAUTHORIZED, rejected.code
+        if identity.user_id != connection.user_id:
+            return CLOSE_FORBIDDEN, "the token names another user"
+        try:
+            revoked = revoked_since()
+        except REDIS_UNAVAILABLE:
+            revoked = None  # the revocation's own wake closes the connection anyway
+        if revoked is not None and (identity.issued_at or 0) < revoked:
+            return CLOSE_UNAUTHORIZED, "token_revoked"
+        assert identity.expires_at is not None  # verify_token requires exp
+        connection.expire_at(identity.expires_at + leeway_s)
+        return None
+
+    return renew
 
 
 def ping(ws: Server) -> bool:
@@ -203,6 +294,20 @@ def forget_websocket_state(response: Response) -> Response:
     return response
 
 
+@bp.get("/ws")
+def upgrade_required() -> None:
+    """/ws without the upgrade, admitted all the same: what a page whose WebSocket handshake
+    failed asks over fetch (browsers hide a failed upgrade's status). Everything but the
+    upgrade passed, so something between the page and the service broke the upgrade. The
+    admission is given back at teardown."""
+    raise Refusal(
+        426,
+        "upgrade_required",
+        "this request would be accepted as a WebSocket upgrade",
+        {"Upgrade": "websocket"},
+    )
+
+
 @sock.route("/ws", bp=bp)
 def websocket(ws: Server) -> None:
     g.websocket = ws
@@ -228,7 +333,15 @@ def serve(ws: Server) -> None:
     )
     channel = hub.attach(connection, admission.caught_up)
     connection.abort = lambda: cut(ws.sock.raw)
-    frames = ClientFrames(ws, connection, channel.acknowledged)
+    connection.expire_at(stream_deadline(admission))
+    store: Store = current_app.extensions["push.store"]
+    renew = renewal_check(
+        connection,
+        current_app.extensions["push.tokens"],
+        lambda: store.revoked_since(admission.keys),
+        current_app.config["PUSH_JWT_LEEWAY_S"],
+    )
+    frames = ClientFrames(ws, connection, channel.acknowledged, renew)
     ws.event.on_set = frames
     frames()  # what arrived before
     CONNECTIONS.labels("ws", "accepted").inc()
@@ -245,6 +358,10 @@ def serve(ws: Server) -> None:
             close(ws, *frames.refusal)
         elif connection.closed_reason == SERVICE_RESTART:
             close(ws, CLOSE_SERVICE_RESTART, SERVICE_RESTART)
+        elif connection.closed_reason == TOKEN_EXPIRED:
+            close(ws, CLOSE_UNAUTHORIZED, TOKEN_EXPIRED)
+        elif connection.closed_reason == REVOKED:
+            close(ws, CLOSE_FORBIDDEN, _close_reason(REVOKED, connection.close_detail))
         elif connection.closed_reason == OUTBOX_FULL:
             close(ws, CLOSE_TOO_SLOW, OUTBOX_FULL)
     finally:
@@ -255,6 +372,7 @@ def serve(ws: Server) -> None:
         hub.detach(connection)
         release(admission, current_app.extensions["push.presence"])
         OPEN_CONNECTIONS.labels("ws").dec()
+        CLOSED.labels("ws", closed_label(connection.closed_reason)).inc()
         log.info(
             "connection closed user=%s transport=ws duration=%.1fs messages=%d reason=%s",
             connection.user_id,

@@ -1,10 +1,10 @@
 // push.js: the browser side of push, as a plain ES module (no build step).
 //
 //   import { connect } from "/static/push.js";
-//   const push = connect({ url: "https://push.example.com", transport: "auto", token });
+//   const push = connect({ url: "https://push.example.com", transport: "auto", getToken });
 //   push.on("message", ({ id, data }) => show(data));
 //   push.on("reset", ({ id }) => reloadState());
-//   push.on("status", ({ state, role }) => badge(state, role));
+//   push.on("status", ({ state, role }) => badge(state, role));  // "unauthorized": log in again
 //   push.close();
 //
 // One connection per browser per user: the tabs elect a leader with the Web Locks API;
@@ -13,6 +13,16 @@
 // which resumes from the cursor (the last event id) kept in localStorage. Without those
 // APIs every tab connects on its own. Events are de-duplicated by id across reconnects and
 // tabs, and the leader acknowledges what was shown, so the backend can ask for receipts.
+//
+// Tokens: `getToken` (an async function returning a fresh JWT) is called before each
+// connection and ahead of the current token's exp; a WebSocket takes the new token in band
+// (`{"token": ...}`), an SSE stream reconnects with it. A static `token` works until it
+// expires. When a WebSocket handshake fails, the same URL is asked over fetch (the browser
+// hides a failed upgrade's status): 401/403 get a new token, 429/503 back off and try
+// WebSocket again, and only a 426 (the service would have accepted it: something between
+// broke the upgrade) makes `transport: "auto"` use SSE. Credentials refused three times in a
+// row (or a static token that expired, or a disconnected user) stop the retries with
+// status `unauthorized`.
 
 /** Compare two event ids ("<ms>-<seq>"): negative, zero or positive. */
 export function compareIds(a, b) {
@@ -30,6 +40,25 @@ export function backoffMs(attempt, closeCode = 0, random = Math.random) {
   const capped = Math.min(15000, base * 2 ** Math.min(attempt, 10));
   return Math.round(capped * (0.5 + random()));
 }
+
+/** When a JWT expires (ms since the epoch), from its payload; null if it cannot be read. */
+export function tokenExpiry(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const exp = JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), "="))).exp;
+    return typeof exp === "number" ? exp * 1000 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** How long before a token's expiry to renew it: a fifth of its life, 1-60 s. */
+export function renewalLeadMs(expiresAtMs, nowMs) {
+  return Math.max(1000, Math.min(60000, (expiresAtMs - nowMs) / 5));
+}
+
+/** Refused credentials in a row after which the client stops and says `unauthorized`. */
+export const MAX_AUTH_FAILURES = 3;
 
 /** The stream URL for a transport, with the identity parameters and the cursor. */
 export function streamUrl(base, transport, params, cursor) {
@@ -72,11 +101,15 @@ export function connect(options = {}) {
   return new Push(options);
 }
 
+class Unauthorized extends Error {}
+
 class Push {
-  constructor({ url, transport = "auto", token, ticketUrl, params = {}, user = "default" } = {}) {
+  constructor({ url, transport = "auto", token, getToken, ticketUrl, params = {}, user = "default" } = {}) {
     this.base = url || globalThis.location?.origin;
     this.transport = transport;
     this.token = token;
+    this.getToken = getToken;
+    this.authFailures = 0;
     this.ticketUrl = ticketUrl;
     this.params = params;
     this.listeners = { message: [], reset: [], status: [] };
@@ -114,6 +147,7 @@ class Push {
   close() {
     this.closed = true;
     clearTimeout(this.timer);
+    clearTimeout(this.renewTimer);
     this.source?.close();
     this.socket?.close();
     this.releaseLeadership?.();
@@ -170,28 +204,107 @@ class Push {
     }
   }
 
-  async identity() {
+  // A token that will not expire before this connection has done some work: a fresh one
+  // from getToken when there is one and the current one is old (or `fresh` is asked).
+  async currentToken(fresh = false) {
+    if (!this.getToken) return this.token;
+    const expiry = this.token ? tokenExpiry(this.token) : null;
+    const stale = !this.token || (expiry !== null && expiry - Date.now() < 2000);
+    if (fresh || stale) {
+      try {
+        this.token = await this.getToken();
+      } catch (error) {
+        throw new Unauthorized(`getToken failed: ${error}`);
+      }
+    }
+    return this.token;
+  }
+
+  async identity(fresh = false) {
+    const token = await this.currentToken(fresh);
     if (this.ticketUrl) {
-      const headers = this.token ? { Authorization: `Bearer ${this.token}` } : {};
+      const headers = token ? { Authorization: `Bearer ${token}` } : {};
       const answer = await fetch(this.ticketUrl, { method: "POST", headers, credentials: "include" });
+      if (answer.status === 401 || answer.status === 403) throw new Unauthorized(`ticket refused: ${answer.status}`);
       if (!answer.ok) throw new Error(`ticket refused: ${answer.status}`);
       return { ...this.params, ticket: (await answer.json()).ticket };
     }
-    return this.token ? { ...this.params, token: this.token } : { ...this.params };
+    return token ? { ...this.params, token } : { ...this.params };
   }
 
-  async open() {
-    if (this.closed) return;
+  async open(fresh = false) {
+    if (this.closed || this.state === "unauthorized") return;
     this.setState("connecting");
     const transport = this.transport === "auto" ? "ws" : this.transport;
     let params;
     try {
-      params = await this.identity();
-    } catch {
+      params = await this.identity(fresh);
+    } catch (error) {
+      if (error instanceof Unauthorized) return this.refused();
       return this.retry(0);
     }
     if (transport === "ws") this.openWs(params);
     else this.openSse(params);
+  }
+
+  // The service answered: credentials and transport work. Renew ahead of the token's exp.
+  opened(transport) {
+    this.attempt = 0;
+    this.authFailures = 0;
+    this.usedTransport = transport;
+    this.setState("open");
+    clearTimeout(this.renewTimer);
+    const expiry = this.token ? tokenExpiry(this.token) : null;
+    if (!this.getToken || expiry === null) return;
+    const wait = Math.max(0, expiry - renewalLeadMs(expiry, Date.now()) - Date.now());
+    this.renewTimer = setTimeout(() => this.renew(), wait);
+  }
+
+  async renew() {
+    if (this.closed) return;
+    try {
+      await this.currentToken(true);
+    } catch {
+      return this.refused();
+    }
+    if (this.socket && this.socket.readyState === WebSocket.OPEN) {
+      this.socket.send(JSON.stringify({ token: this.token }));
+      this.opened("ws");
+    } else if (this.source) {
+      this.source.close(); // the next stream uses the new token, resuming by cursor
+      this.source = null;
+      this.open();
+    }
+  }
+
+  // The service refused the credentials (or the token ran out): try a new token, or stop.
+  refused() {
+    this.authFailures += 1;
+    if (!this.getToken || this.authFailures >= MAX_AUTH_FAILURES) {
+      clearTimeout(this.renewTimer);
+      this.source?.close();
+      this.setState("unauthorized");
+      return;
+    }
+    const delay = backoffMs(this.authFailures - 1);
+    this.setState("connecting");
+    this.timer = setTimeout(() => this.open(true), delay);
+  }
+
+  // What a failed handshake was: the status of the same request over fetch. A WebSocket
+  // request without an upgrade is answered 426 by a service that would have accepted it.
+  async diagnose(transport, params) {
+    const url = new URL(streamUrl(this.base, transport, params, this.cursor.value || this.lastShown));
+    if (transport === "ws") url.protocol = url.protocol === "wss:" ? "https:" : "http:";
+    const abort = new AbortController();
+    try {
+      const answer = await fetch(url, { credentials: "include", signal: abort.signal });
+      return answer.status;
+    } catch {
+      return 0; // the network, not the service
+    } finally {
+      abort.abort(); // a stream that did open is not read
+    }
   }
 
   retry(closeCode) {
@@ -206,18 +319,30 @@ class Push {
       withCredentials: this.base !== globalThis.location?.origin,
     });
     this.source = source;
-    source.onopen = () => { this.attempt = 0; this.usedTransport = "sse"; this.setState("open"); };
+    let opened = false;
+    source.onopen = () => { opened = true; this.opened("sse"); };
     source.onmessage = (event) => this.deliver({ type: "message", id: event.lastEventId, data: event.data }, true);
     source.addEventListener("reset", (event) => this.deliver({ type: "reset", id: event.lastEventId }, true));
-    source.onerror = () => {
+    // The token ran out, or the user was disconnected: the stream's last event.
+    const ended = () => {
+      source.close();
+      if (this.source === source) this.source = null;
+      this.refused();
+    };
+    source.addEventListener("expired", ended);
+    source.addEventListener("revoked", ended);
+    source.onerror = async () => {
+      if (this.source !== source) return;
       // EventSource reconnects by itself (with Last-Event-ID) unless it gave up, or the
-      // identity was a single-use ticket: then reopen with a fresh one.
-      if (source.readyState === EventSource.CLOSED || this.ticketUrl) {
-        source.close();
-        this.retry(0);
-      } else {
+      // identity was a single-use ticket or a token that may have run out: then reopen.
+      if (source.readyState !== EventSource.CLOSED && !this.ticketUrl && !this.getToken) {
         this.setState("connecting");
+        return;
       }
+      source.close();
+      this.source = null;
+      if (!opened && (await this.diagnose("sse", params)) === 401) return this.refused();
+      this.retry(0);
     };
   }
 
@@ -225,20 +350,25 @@ class Push {
     let opened = false;
     const socket = new WebSocket(streamUrl(this.base, "ws", params, this.cursor.value || this.lastShown));
     this.socket = socket;
-    socket.onopen = () => { opened = true; this.attempt = 0; this.usedTransport = "ws"; this.setState("open"); };
+    socket.onopen = () => { opened = true; this.opened("ws"); };
     socket.onmessage = (event) => {
       const frame = JSON.parse(event.data);
       if (frame.reset) this.deliver({ type: "reset", id: frame.id }, true);
       else this.deliver({ type: "message", id: frame.id, data: frame.data }, true);
     };
-    socket.onclose = (event) => {
+    socket.onclose = async (event) => {
       if (this.closed) return;
-      if (!opened && this.transport === "auto") {
-        // The upgrade never happened (a proxy that breaks WebSocket): use SSE from now on.
+      if (this.socket === socket) this.socket = null;
+      if (event.code === 4401 || event.code === 4403) return this.refused(); // token ran out, user disconnected
+      if (opened) return this.retry(event.code);
+      const status = await this.diagnose("ws", params);
+      if (status === 401 || status === 403) return this.refused();
+      if (status === 426 && this.transport === "auto") {
+        // The service would have accepted it: something between broke the upgrade.
         this.transport = "sse";
         return this.open();
       }
-      this.retry(event.code);
+      this.retry(status === 503 || status === 429 ? 1013 : event.code);
     };
   }
 
@@ -256,12 +386,13 @@ class Push {
         const ackId = this.pendingAck;
         this.pendingAck = null;
         try {
-          const params = this.token ? { token: this.token } : this.params;
           const url = new URL("/ack", this.base);
-          for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
+          const headers = { "Content-Type": "application/json" };
+          if (this.token) headers.Authorization = `Bearer ${this.token}`;
+          else for (const [name, value] of Object.entries(this.params)) url.searchParams.set(name, value);
           await fetch(url, {
             method: "POST",
-            headers: { "Content-Type": "application/json" },
+            headers,
             body: JSON.stringify({ id: ackId }),
             credentials: "include",
           });

@@ -22,6 +22,7 @@ from clients import (
 )
 from conftest import API_KEYS
 from servers import ROOT, service_env
+from websockets.exceptions import ConnectionClosed
 
 from push import PublishError, create_app, publish, publish_many
 from push.keys import user_keys
@@ -333,7 +334,7 @@ def test_the_openapi_document_passes_schemathesis(base_url, tmp_path):
         stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
-    assert "Tested: 3" in result.stdout  # every operation
+    assert "Tested: 4" in result.stdout  # every operation
     assert "No issues found" in result.stdout
 
 
@@ -408,3 +409,21 @@ def test_cli_stats_for_a_user_and_for_the_busiest(both, cli, r, user_id):
     assert "open connections        2" in result.stdout
     result = cli("stats")
     assert f"2  {user_id}" in result.stdout
+
+
+@ON_BOTH
+def test_cli_disconnect_closes_the_users_connections(both, cli, r, user_id):
+    """Also on a cluster, where the revocation's wake is sharded to the user's node."""
+    stream, ws = both
+    result = cli("disconnect", user_id, "--reason", "maintenance")
+    assert result.returncode == 0, result.stderr
+    assert "2 connection(s) were open" in result.stdout
+    event = stream.next_event()
+    assert (event.event, json.loads(event.data)) == (
+        "revoked",
+        {"error": "revoked", "reason": "maintenance"},
+    )
+    with pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=5)
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4403, "revoked: maintenance")
+    assert "invalid_user_id" in cli("disconnect", "a b").stderr

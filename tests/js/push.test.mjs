@@ -2,7 +2,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { backoffMs, compareIds, Cursor, streamUrl } from "../../static/push.js";
+import {
+  backoffMs,
+  compareIds,
+  Cursor,
+  renewalLeadMs,
+  streamUrl,
+  tokenExpiry,
+} from "../../static/push.js";
 
 test("event ids compare by time, then by sequence, as numbers", () => {
   assert.equal(compareIds("9-0", "10-0"), -1);
@@ -43,4 +50,22 @@ test("the cursor only moves forward and survives a storage that refuses writes",
   assert.equal(items.get("push:cursor:42"), "10-1");
   const refusing = new Cursor({ getItem: () => null, setItem: () => { throw new Error("full"); } }, "k");
   assert.doesNotThrow(() => refusing.advance("1-0"));
+});
+
+test("a token's expiry is read from its payload, whatever its base64url padding", () => {
+  const encode = (claims) =>
+    Buffer.from(JSON.stringify(claims)).toString("base64url");
+  for (const sub of ["4", "42", "420"]) { // payloads of every length modulo 4
+    const token = `${encode({ alg: "HS256" })}.${encode({ sub, exp: 1795710150 })}.sig`;
+    assert.equal(tokenExpiry(token), 1795710150000);
+  }
+  assert.equal(tokenExpiry("not a token"), null);
+  assert.equal(tokenExpiry(`x.${encode({ sub: "42" })}.y`), null); // no exp
+});
+
+test("a token is renewed a fifth of its life ahead of its expiry, 1 to 60 s", () => {
+  assert.equal(renewalLeadMs(3000, 0), 1000);
+  assert.equal(renewalLeadMs(100_000, 0), 20_000);
+  assert.equal(renewalLeadMs(3_600_000, 0), 60_000);
+  assert.equal(renewalLeadMs(500, 1000), 1000); // already expired: soon
 });
