@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import tempfile
+from urllib.parse import unquote_plus
 
 from gunicorn.glogging import Logger
 
@@ -110,13 +111,45 @@ def on_exit(server):
 
 # --- Logging ----------------------------------------------------------------------
 # Streams may carry a token or a ticket in their query string: no log line shows one.
-_SECRET_PARAMETER = re.compile(r"((?:^|[?&\s])(?:token|ticket)=)[^&\s\"]*", re.IGNORECASE)
+#: Query parameters whose values are credentials, by their decoded, lower-case names.
+_SECRET_NAMES = frozenset({"token", "ticket"})
+#: One `name=value` of a query string, wherever a line has one: after `?`, `&` or `;`, or at
+#: the start of a word or a quoted string (as %(q)s writes it). The value runs to the next
+#: `&`, as werkzeug reads it, or to the end of the word or quote (no credential has a
+#: quote or a space).
+_PARAMETER = re.compile(r"(?P<lead>^|[?&;\s\"'])(?P<name>[^=?&;\s\"']+)=(?P<value>[^&\s\"']*)")
+#: Rounds of percent-decoding a name gets: werkzeug decodes once; a proxy in front may
+#: have decoded once already.
+_DECODING_ROUNDS = 3
+
+
+def _decoded_name(name: str) -> str:
+    for _ in range(_DECODING_ROUNDS):
+        decoded = unquote_plus(name)
+        if decoded == name:
+            break
+        name = decoded
+    return name.strip().lower()
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with the value of every token or ticket parameter replaced by [redacted].
+
+    Names are compared as the service reads them, percent-decoded (`%74oken=` is
+    `token=`), and in any case."""
+
+    def redact(match: re.Match[str]) -> str:
+        if _decoded_name(match["name"]) in _SECRET_NAMES:
+            return f"{match['lead']}{match['name']}=[redacted]"
+        return match[0]
+
+    return _PARAMETER.sub(redact, text)
 
 
 class _RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = _SECRET_PARAMETER.sub(r"\1[redacted]", message)
+        redacted = redact_secrets(message)
         if redacted != message:
             record.msg, record.args = redacted, ()
         return True
