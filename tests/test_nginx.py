@@ -46,6 +46,9 @@ HOST = "localhost"
 #: A loopback address that is not in the recipe's allow-list: "outside" on one machine.
 OUTSIDE = "127.0.0.2"
 FORGED = "6.6.6.6"
+#: gunicorn's access line: the client's address as push takes it (after PUSH_TRUSTED_PROXIES),
+#: then the X-Forwarded-For nginx sent.
+ACCESS_FORMAT = '%(h)s xff=%({x-forwarded-for}i)s "%(r)s" %(s)s'
 
 
 def mint(sub: str) -> str:
@@ -177,7 +180,8 @@ def upstream(redis_server, tmp_path_factory) -> Iterator[Gunicorn]:
         PUSH_HEARTBEAT_S="1",
     )
     log = tmp_path_factory.mktemp("upstream") / "gunicorn.log"
-    server = Gunicorn(log, env, workers=1, extra_args=["--access-logfile", "-"]).start()
+    access = ["--access-logfile", "-", "--access-logformat", ACCESS_FORMAT]
+    server = Gunicorn(log, env, workers=1, extra_args=access).start()
     yield server
     server.stop()
 
@@ -245,7 +249,13 @@ def test_a_page_on_the_public_host_gets_a_ticket_and_a_stream(proxy, r, user_id)
 
 
 def test_a_forged_x_forwarded_for_is_not_the_address_push_sees(proxy, upstream, user_id):
-    forged = {"X-Forwarded-For": FORGED, "X-Forwarded-Host": "evil.example"}
+    forged = {
+        "X-Forwarded-For": FORGED,
+        "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Proto": "http",
+        "X-Forwarded-Port": "8443",
+        "Origin": proxy.origin,  # still the page's own: nginx overwrites what the client said
+    }
     status, _, _ = proxy.request(
         "POST", "/ticket?probe=forged", {**forged, "Authorization": f"Bearer {mint(user_id)}"}
     )
@@ -259,20 +269,21 @@ def test_a_forged_x_forwarded_for_is_not_the_address_push_sees(proxy, upstream, 
 
     lines = wait_until(lambda: len(logged()) >= 2 and logged(), what="gunicorn's two lines")
     for line in lines:
-        assert line.startswith("127.0.0.1 "), line  # nginx saw the client at 127.0.0.1
+        # nginx saw the client at 127.0.0.1, and said only that: nothing appended.
+        assert line.startswith("127.0.0.1 xff=127.0.0.1 "), line
         assert FORGED not in line
 
 
-def test_plain_http_redirects_to_https(proxy):
-    connection = http.client.HTTPConnection(HOST, proxy.http_port, timeout=10)
-    try:
-        connection.request("GET", "/stream?ticket=abc")
-        response = connection.getresponse()
-        assert response.status == 301
-        assert response.getheader("Location").startswith(f"https://{HOST}")
-        assert response.getheader("Location").endswith("/stream?ticket=abc")
-    finally:
-        connection.close()
+def test_plain_http_redirects_to_https_on_the_servers_own_name(proxy):
+    for host in (f"{HOST}:{proxy.http_port}", "evil.example"):
+        connection = http.client.HTTPConnection(HOST, proxy.http_port, timeout=10)
+        try:
+            connection.request("GET", "/stream?ticket=abc", headers={"Host": host})
+            response = connection.getresponse()
+            assert response.status == 301
+            assert response.getheader("Location") == f"https://{HOST}/stream?ticket=abc"
+        finally:
+            connection.close()
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/ticket", "/stream", "/no-such-page"])
