@@ -248,7 +248,7 @@ def test_a_page_on_the_public_host_gets_a_ticket_and_a_stream(proxy, r, user_id)
         assert ws_frames(ws, 1)[0]["data"] == "same site"
 
 
-def test_a_forged_x_forwarded_for_is_not_the_address_push_sees(proxy, upstream, user_id):
+def test_forged_forwarded_headers_change_neither_the_address_nor_the_host(proxy, upstream, user_id):
     forged = {
         "X-Forwarded-For": FORGED,
         "X-Forwarded-Host": "evil.example",
@@ -300,9 +300,9 @@ def test_operators_endpoints_are_refused_from_outside(proxy, path):
     assert b"redis" not in body
 
 
-@pytest.mark.parametrize(("path", "status"), [("/readyz", 200), ("/metrics", 200)])
-def test_operators_endpoints_answer_on_this_host(proxy, path, status):
-    assert proxy.request("GET", path)[0] == status
+@pytest.mark.parametrize("path", ["/readyz", "/metrics"])
+def test_operators_endpoints_answer_on_this_host(proxy, path):
+    assert proxy.request("GET", path)[0] == 200
 
 
 def test_the_access_log_keeps_no_token_or_ticket(proxy, r, user_id):
