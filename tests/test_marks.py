@@ -42,9 +42,9 @@ class CountingStore(Store):
         super().__init__(*args, **kwargs)
         self.batches: list[int] = []
 
-    def mark_delivered_many(self, marks, ttl_s):
+    def mark_delivered_many(self, marks, ttl_s, acks=()):
         self.batches.append(len(marks))
-        super().mark_delivered_many(marks, ttl_s)
+        super().mark_delivered_many(marks, ttl_s, acks)
 
 
 def counting_store(store: Store) -> CountingStore:
