@@ -209,15 +209,10 @@ class UserChannel:
         (push/marks.py), and then the drainer may move more if the window had filled."""
         self.marks.note(self.keys, entry, self._room_freed)
 
-    def acknowledged(self, event_id: str) -> None:
-        """A client of this user showed `event_id` (a receipt for the producer)."""
-        try:
-            self.store.acknowledge(self.keys, event_id, self.settings.history_ttl_s)
-        except REDIS_UNAVAILABLE as error:
-            REDIS_ERRORS.labels("ack").inc()
-            log.warning(
-                "redis error recording an ack mailbox=%s error=%s", self.keys.mailbox, error
-            )
+    def acknowledged(self, key: tuple[int, int]) -> None:
+        """A client of this user showed the entry `key` (a receipt for the producer): it
+        is recorded with the next flush of the delivered marks (push/marks.py)."""
+        self.marks.acknowledge(self.keys, key)
 
     def stop(self) -> None:
         self._stopped = True

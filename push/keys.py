@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 USER_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 EVENT_ID_PATTERN = re.compile(r"(\d{1,20})-(\d{1,20})")
+#: The largest value of either part of an event id: Redis stream ids are two unsigned
+#: 64-bit numbers, and Redis refuses an id past them in every command.
+MAX_EVENT_ID_PART = 2**64 - 1
 
 
 class InvalidUserId(ValueError):
@@ -43,7 +46,15 @@ def parse_event_id(event_id: str) -> tuple[int, int]:
     match = EVENT_ID_PATTERN.fullmatch(event_id)
     if match is None:
         raise InvalidEventId("an event id looks like 1732630000000-0")
-    return int(match.group(1)), int(match.group(2))
+    ms, sequence = int(match.group(1)), int(match.group(2))
+    if ms > MAX_EVENT_ID_PART or sequence > MAX_EVENT_ID_PART:
+        raise InvalidEventId(f"each part of an event id is at most {MAX_EVENT_ID_PART}")
+    return ms, sequence
+
+
+def event_id_text(key: tuple[int, int]) -> str:
+    """The id of a parsed key as Redis writes it (`"007-0"` was parsed as `(7, 0)`)."""
+    return f"{key[0]}-{key[1]}"
 
 
 def history_key(event_id: str) -> tuple[int, int]:

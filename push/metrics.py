@@ -49,6 +49,12 @@ DELIVERY_SECONDS = Histogram(
     "(per write, the oldest message in it)",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60),
 )
+ACKS_IGNORED = Counter(
+    "push_acks_ignored",
+    "Acks not recorded: of an id never written to the connection (not_delivered), "
+    "or not newer than its last ack (not_newer)",
+    ["reason"],
+)
 REDIS_ERRORS = Counter("push_redis_errors", "Redis errors, by the part that met them", ["part"])
 ACTIVE_USERS = Gauge(
     "push_active_users", "Users with a mover in a worker", multiprocess_mode="livesum"

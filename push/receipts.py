@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, request
 
 from push.errors import Refusal
 from push.identity import identify
-from push.keys import InvalidEventId, parse_event_id, user_keys
+from push.keys import InvalidEventId, event_id_text, parse_event_id, user_keys
+from push.metrics import ACKS_IGNORED
 from push.origins import cors_post_endpoint
 from push.redis_clients import REDIS_UNAVAILABLE
 from push.store import Mark, Receipts, Store
@@ -21,22 +23,47 @@ cors_post_endpoint(bp, "/ack")
 
 @bp.post("/ack")
 def ack() -> tuple[dict[str, object], int]:
-    """`{"id": "<event id>"}`, authenticated like the stream (token, cookie; user_id in demo)."""
+    """`{"id": "<event id>"}`, authenticated like the stream (token, cookie; user_id in demo).
+
+    One request, one script call (no more than the request's own cost): the script records
+    the id only if it is newer than the last ack and not past what the user was given (the
+    delivered mark or the history's newest entry), so a made-up id cannot hold the user's
+    receipts back. An id it does not record answers `"acknowledged": false`."""
     user_id = identify(request, tickets=False).user_id
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("id"), str):
-        raise Refusal(400, "invalid_ack", 'send {"id": "<event id>"}')
-    try:
-        parse_event_id(body["id"])
-    except InvalidEventId as error:
-        raise Refusal(400, "invalid_ack", str(error)) from None
+    key = ack_key(request.get_data())
     store: Store = current_app.extensions["push.store"]
     keys = user_keys(user_id, current_app.config["PUSH_MAILBOX_KEY"])
     try:
-        moved = store.acknowledge(keys, body["id"], current_app.config["PUSH_HISTORY_TTL_S"])
+        moved = store.acknowledge(
+            keys, event_id_text(key), current_app.config["PUSH_HISTORY_TTL_S"]
+        )
     except REDIS_UNAVAILABLE:
         raise Refusal(503, "unavailable", "redis did not answer; try again") from None
-    return {"acknowledged": moved}, 200
+    if moved == NOT_GIVEN:
+        ACKS_IGNORED.labels("not_delivered").inc()
+    elif not moved:
+        ACKS_IGNORED.labels("not_newer").inc()
+    return {"acknowledged": moved == 1}, 200
+
+
+#: scripts/acknowledge.lua's answer for an id past everything the user was given.
+NOT_GIVEN = -1
+
+
+def ack_key(body: bytes) -> tuple[int, int]:
+    """The event id a POST /ack body names, parsed; Refusal(400, "invalid_ack") for any
+    body that is not `{"id": "<event id>"}` (JSON of any depth or shape, any bytes)."""
+    shape = 'send {"id": "<event id>"}'
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        raise Refusal(400, "invalid_ack", shape) from None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("id"), str):
+        raise Refusal(400, "invalid_ack", shape)
+    try:
+        return parse_event_id(parsed["id"])
+    except InvalidEventId as error:
+        raise Refusal(400, "invalid_ack", str(error)) from None
 
 
 def receipts_json(receipts: Receipts) -> dict[str, object]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -377,26 +378,49 @@ class Store:
     def mark_delivered(self, keys: UserKeys, entry: Entry, ttl_s: int) -> bool:
         return bool(self._mark(keys=[keys.state], args=[entry.id, entry.n, ttl_s]))
 
-    def mark_delivered_many(self, marks: list[tuple[UserKeys, Entry]], ttl_s: int) -> None:
-        """Several users' delivered marks in one round trip (see mark_delivered).
+    def mark_delivered_many(
+        self,
+        marks: list[tuple[UserKeys, Entry]],
+        ttl_s: int,
+        acks: Sequence[tuple[UserKeys, str]] = (),
+    ) -> None:
+        """Several users' delivered marks, then their acks, in one round trip (see
+        mark_delivered, acknowledge): an ack goes after its user's mark, so an entry
+        written and acknowledged before the same flush is within the mark.
 
         On one Redis the commands are packed here and sent on a pooled connection as they
         are: a redis-py pipeline of scripts asks SCRIPT EXISTS first (a round trip more)
-        and packs each command in Python. A mark is idempotent (it only moves forward), so
-        after a NOSCRIPT (Redis restarted) the whole batch goes again once loaded."""
+        and packs each command in Python. A mark and an ack are idempotent (they only move
+        forward), so after a NOSCRIPT (Redis restarted) the whole batch goes again once
+        both scripts are loaded."""
         if self.cluster:
             with self.redis.pipeline(transaction=False) as pipe:
                 for keys, entry in marks:
                     queue_script(pipe, self._mark, [keys.state], [entry.id, entry.n, ttl_s])
+                for keys, event_id in acks:
+                    queue_script(
+                        pipe, self._acknowledge, [keys.state, keys.history], [event_id, ttl_s]
+                    )
                 pipe.execute()
             return
-        sha = self._mark.sha
+        mark, acknowledge = self._mark.sha, self._acknowledge.sha
         data = b"".join(
-            pack(("EVALSHA", sha, 1, keys.state, entry.id, entry.n, ttl_s)) for keys, entry in marks
+            [
+                *(
+                    pack(("EVALSHA", mark, 1, keys.state, entry.id, entry.n, ttl_s))
+                    for keys, entry in marks
+                ),
+                *(
+                    pack(("EVALSHA", acknowledge, 2, keys.state, keys.history, event_id, ttl_s))
+                    for keys, event_id in acks
+                ),
+            ]
         )
-        if self._send_packed(data, len(marks)):
+        count = len(marks) + len(acks)
+        if self._send_packed(data, count):
             self.redis.script_load(self._mark.script)
-            self._send_packed(data, len(marks))
+            self.redis.script_load(self._acknowledge.script)
+            self._send_packed(data, count)
 
     def _send_packed(self, data: bytes, count: int) -> bool:
         """Send `count` packed commands on a pooled connection and read their answers;
@@ -444,9 +468,12 @@ class Store:
     def mark_worker_gone(self, worker_id: str) -> None:
         self.redis.delete(worker_alive_key(worker_id))
 
-    def acknowledge(self, keys: UserKeys, event_id: str, ttl_s: int) -> bool:
-        """A client showed `event_id`: advance the user's acknowledged id."""
-        return bool(self._acknowledge(keys=[keys.state, keys.history], args=[event_id, ttl_s]))
+    def acknowledge(self, keys: UserKeys, event_id: str, ttl_s: int) -> int:
+        """A client showed `event_id` (each part at most 2^64-1, no leading zeros): advance
+        the user's acknowledged id. 1 if it moved, 0 if it was at or past `event_id`
+        already, -1 if `event_id` is past everything the user was given (scripts/
+        acknowledge.lua)."""
+        return int(self._acknowledge(keys=[keys.state, keys.history], args=[event_id, ttl_s]))
 
     def receipts(self, keys: UserKeys) -> Receipts:
         """What a producer may ask: waiting, delivered, acknowledged, unacknowledged."""

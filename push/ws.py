@@ -39,7 +39,14 @@ from push.errors import Refusal
 from push.hangup import cut
 from push.hub import Hub
 from push.keys import InvalidEventId, parse_event_id
-from push.metrics import CLOSED, CONNECTIONS, OPEN_CONNECTIONS, RESULT_BY_STATUS, closed_label
+from push.metrics import (
+    ACKS_IGNORED,
+    CLOSED,
+    CONNECTIONS,
+    OPEN_CONNECTIONS,
+    RESULT_BY_STATUS,
+    closed_label,
+)
 from push.redis_clients import REDIS_UNAVAILABLE
 from push.store import Entry, Store
 from push.tokens import TokenRejected, TokenSettings, verify_token
@@ -68,6 +75,8 @@ CLOSE_BINARY = 4415
 MAX_CLIENT_FRAME_BYTES = 4096
 #: Why the writer stops when the client sent a frame it must not.
 BAD_FRAME = "bad client frame"
+_IGNORED_NOT_DELIVERED = ACKS_IGNORED.labels("not_delivered")
+_IGNORED_NOT_NEWER = ACKS_IGNORED.labels("not_newer")
 
 
 class SerialSocket:
@@ -141,9 +150,9 @@ def close(ws: Server, code: int, reason: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Ack:
-    """`{"ack": "<event id>"}`: the client showed that event."""
+    """`{"ack": "<event id>"}`: the client showed that event (`key`: the id, parsed)."""
 
-    id: str
+    key: tuple[int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,24 +182,32 @@ def check_client_frame(message: str | bytes) -> Ack | Renewal | tuple[int, str]:
     if not isinstance(frame.get("ack"), str):
         return CLOSE_BAD_FRAME, shape
     try:
-        parse_event_id(frame["ack"])
-    except InvalidEventId:
-        return CLOSE_BAD_FRAME, "ack names an event id such as 1732630000000-0"
-    return Ack(frame["ack"])
+        return Ack(parse_event_id(frame["ack"]))
+    except InvalidEventId as error:
+        return CLOSE_BAD_FRAME, _close_reason("ack names an event id", str(error))
+
+
+#: No entry yet: below every event id.
+NOTHING = (-1, -1)
 
 
 class ClientFrames:
     """Handles what the client sent, in simple-websocket's reader: acks are passed on, a
     renewal moves the connection's deadline, a bad frame or token is refused (the writer
-    closes with `refusal`), a closed connection ends the writer."""
+    closes with `refusal`), a closed connection ends the writer.
 
-    __slots__ = ("connection", "on_ack", "on_renewal", "refusal", "ws")
+    An ack is passed on only if it names an entry handed to this connection's writer and
+    is newer than the connection's last ack; others are counted and dropped, not refused:
+    a client may ack again what it showed before a reconnect, and a dropped ack costs no
+    Redis call. What the client sends never raises out of here: a failure closes 1011."""
+
+    __slots__ = ("acked", "connection", "handed", "on_ack", "on_renewal", "refusal", "ws")
 
     def __init__(
         self,
         ws: Server,
         connection: Connection,
-        on_ack: Callable[[str], None],
+        on_ack: Callable[[tuple[int, int]], None],
         on_renewal: Callable[[str], tuple[int, str] | None],
     ) -> None:
         self.ws = ws
@@ -198,12 +215,32 @@ class ClientFrames:
         self.on_ack = on_ack
         self.on_renewal = on_renewal
         self.refusal: tuple[int, str] | None = None
+        #: The newest entry handed to the writer (written, or being written).
+        self.handed = NOTHING
+        #: The newest ack passed on.
+        self.acked = NOTHING
+
+    def handing(self, batch: list[Entry | Reset]) -> None:
+        """The writer is about to write `batch`: its entries may be acked from now on (a
+        client may ack the first frames of a large write before the write returns)."""
+        for item in reversed(batch):
+            if isinstance(item, Entry):
+                self.handed = max(self.handed, item.key)
+                return
 
     def __call__(self) -> None:
+        try:
+            self._handle()
+        except Exception:
+            log.exception("client frame handling failed user=%s", self.connection.user_id)
+            self.refusal = (CLOSE_INTERNAL_ERROR, "internal error")
+            self.connection.close(BAD_FRAME)
+
+    def _handle(self) -> None:
         while self.ws.input_buffer and self.refusal is None:
             checked = check_client_frame(self.ws.input_buffer.pop(0))
             if isinstance(checked, Ack):
-                self.on_ack(checked.id)
+                self._ack(checked.key)
                 continue
             if isinstance(checked, Renewal):
                 checked = self.on_renewal(checked.token)
@@ -214,6 +251,15 @@ class ClientFrames:
             return
         if not self.ws.connected:
             self.connection.close(CLIENT_LEFT)
+
+    def _ack(self, key: tuple[int, int]) -> None:
+        if key > self.handed:
+            _IGNORED_NOT_DELIVERED.inc()
+        elif key <= self.acked:
+            _IGNORED_NOT_NEWER.inc()
+        else:
+            self.acked = key
+            self.on_ack(key)
 
 
 def renewal_check(
@@ -350,6 +396,7 @@ def serve(ws: Server) -> None:
     try:
         for batch in connection.batches(current_app.config["PUSH_WS_PING_S"], channel.written):
             if batch:
+                frames.handing(batch)
                 send_batch(ws, batch)
             elif not ping(ws):
                 close(ws, CLOSE_PING_TIMEOUT, "ping timeout")

@@ -13,12 +13,15 @@ frames straight to a callback.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import gevent
 from gevent import get_hub
 from wsproto.utilities import LocalProtocolError
+
+log = logging.getLogger(__name__)
 
 #: libev's EV_READ.
 READ = 1
@@ -102,6 +105,11 @@ class ReadWhenReadable:
             ws.ws.receive_data(data)
             ws.connected = ws._handle_events()
         except (OSError, LocalProtocolError):
+            ws.connected = False
+        except Exception:
+            # Nothing a client sends may end the reading silently: the connection ends
+            # (the handler closes it) and the log says why.
+            log.exception("websocket read failed")
             ws.connected = False
         self._reading = None
         if self._stopped:

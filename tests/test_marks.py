@@ -41,10 +41,12 @@ class CountingStore(Store):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.batches: list[int] = []
+        self.ack_batches: list[list[str]] = []
 
-    def mark_delivered_many(self, marks, ttl_s):
+    def mark_delivered_many(self, marks, ttl_s, acks=()):
         self.batches.append(len(marks))
-        super().mark_delivered_many(marks, ttl_s)
+        self.ack_batches.append([event_id for _, event_id in acks])
+        super().mark_delivered_many(marks, ttl_s, acks)
 
 
 def counting_store(store: Store) -> CountingStore:
@@ -98,3 +100,45 @@ def test_marks_wait_while_redis_is_away_and_go_when_it_is_back(tmp_path, monkeyp
     finally:
         store.close()
         server.stop()
+
+
+def test_acks_go_with_the_marks_the_newest_of_each_user_once(store: Store, r) -> None:
+    counting = counting_store(store)
+    marks = DeliveredMarks(counting, ttl_s=60)
+    keys = user_keys("1", MAILBOX)
+    marks.note(keys, entry(300), lambda: None)  # written in the same flush, before the acks
+    for n in range(1, 301):  # a burst, one flush: only the newest goes
+        marks.acknowledge(keys, entry(n).key)
+    marks.acknowledge(keys, entry(7).key)  # older than the newest noted
+    wait_until(lambda: r.hget(keys.state, "acked_id") == entry(300).id)
+    assert counting.ack_batches == [[entry(300).id]]
+    counting.close()
+
+
+def test_the_ack_script_records_only_ids_the_user_was_given(store: Store, r) -> None:
+    keys = user_keys("1", MAILBOX)
+    assert store.acknowledge(keys, entry(1).id, 60) == -1  # nothing given yet
+    r.xadd(keys.history, {"d": "m1", "n": 1}, id=entry(1).id)
+    r.xadd(keys.history, {"d": "m2", "n": 2}, id=entry(2).id)
+    store.mark_delivered(keys, entry(1), 60)
+    assert store.acknowledge(keys, entry(1).id, 60) == 1  # within the delivered mark
+    assert store.acknowledge(keys, entry(2).id, 60) == 1  # moved, not yet marked delivered
+    assert store.acknowledge(keys, entry(1).id, 60) == 0  # not newer
+    assert store.acknowledge(keys, "99999999999999-0", 60) == -1  # never given
+    assert store.acknowledge(keys, f"{2**64 - 1}-{2**64 - 1}", 60) == -1
+    assert r.hget(keys.state, "acked_id") == entry(2).id
+    store.mark_delivered(keys, entry(3), 60)
+    assert store.acknowledge(keys, entry(3).id, 60) == 1  # later acks still move
+    assert r.hget(keys.state, "acked_id") == entry(3).id
+
+
+def test_the_ack_script_compares_ids_past_2_to_the_53_exactly(store: Store, r) -> None:
+    keys = user_keys("1", MAILBOX)
+    r.hset(keys.state, "delivered_id", f"{2**53}-0")
+    # As doubles 2^53 + 1 == 2^53: a comparison of numbers would call it given.
+    assert store.acknowledge(keys, f"{2**53 + 1}-0", 60) == -1
+    assert store.acknowledge(keys, f"{2**53}-0", 60) == 1
+    r.hset(keys.state, "delivered_id", f"{2**64 - 1}-{2**64 - 1}")
+    assert store.acknowledge(keys, f"{2**64 - 1}-{2**64 - 2}", 60) == 1
+    assert store.acknowledge(keys, f"{2**64 - 1}-{2**64 - 3}", 60) == 0
+    assert r.hget(keys.state, "acked_id") == f"{2**64 - 1}-{2**64 - 2}"

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from hypothesis import given
 from hypothesis import strategies as st
 from sseclient import SSEClient
 
-from push.keys import InvalidUserId, history_key, parse_event_id, user_keys, validate_user_id
+from push.errors import Refusal
+from push.keys import (
+    MAX_EVENT_ID_PART,
+    InvalidEventId,
+    InvalidUserId,
+    event_id_text,
+    history_key,
+    parse_event_id,
+    user_keys,
+    validate_user_id,
+)
+from push.receipts import ack_key
 from push.sse import encode_event
+from push.ws import Ack, Renewal, check_client_frame
 
 EVENT_IDS = st.builds(lambda ms, seq: f"{ms}-{seq}", st.integers(0, 2**63), st.integers(0, 2**63))
 
@@ -52,3 +65,68 @@ def test_every_id_of_the_documented_alphabet_is_accepted_except_dot_segments(use
     if user_id in {".", ".."}:
         return
     assert validate_user_id(user_id) == user_id
+
+
+ID_PARTS = st.one_of(
+    st.integers(0, 2**64 - 1),
+    st.integers(2**64 - 3, 10**20 - 1),  # both sides of the bound, up to 20 digits
+    st.integers(0, 10**25),
+)
+ID_LIKE = st.one_of(
+    st.builds(lambda ms, seq: f"{ms}-{seq}", ID_PARTS, ID_PARTS),
+    st.builds(
+        lambda ms, seq, zeros: f"{'0' * zeros}{ms}-{seq}", ID_PARTS, ID_PARTS, st.integers(0, 3)
+    ),
+    st.text(alphabet="0123456789-", max_size=45),
+    st.text(max_size=45),
+)
+
+
+@given(ID_LIKE)
+def test_any_id_string_is_refused_or_accepted_within_redis_range_by_both_parsers(candidate):
+    try:
+        key = parse_event_id(candidate)
+    except InvalidEventId:
+        return
+    assert 0 <= key[0] <= MAX_EVENT_ID_PART and 0 <= key[1] <= MAX_EVENT_ID_PART
+    assert history_key(candidate) == key
+    assert parse_event_id(event_id_text(key)) == key
+
+
+#: JSON of any shape and depth, as text, and text that is almost JSON.
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+CLIENT_TEXT = st.one_of(
+    JSON_VALUES.map(json.dumps),
+    st.builds(lambda value: json.dumps({"ack": value}), JSON_VALUES | ID_LIKE),
+    st.builds(lambda value: json.dumps({"id": value}), JSON_VALUES | ID_LIKE),
+    st.builds(lambda value: json.dumps({"token": value}), JSON_VALUES),
+    st.integers(0, 5000).map(lambda depth: "[" * depth + "]" * depth),
+    st.integers(0, 5000).map(lambda depth: '{"ack": ' + '{"a": ' * depth + "1" + "}" * depth + "}"),
+    st.text(max_size=200),
+)
+
+
+@given(st.one_of(CLIENT_TEXT, CLIENT_TEXT.map(str.encode), st.binary(max_size=50)))
+def test_no_client_frame_raises_out_of_its_check(frame):
+    checked = check_client_frame(frame)
+    if isinstance(checked, Ack):
+        assert max(checked.key) <= MAX_EVENT_ID_PART
+    elif not isinstance(checked, Renewal):
+        code, reason = checked
+        assert code in {4400, 4413, 4415} and reason and len(reason.encode()) <= 123
+
+
+@given(st.one_of(CLIENT_TEXT.map(str.encode), st.binary(max_size=50)))
+def test_no_ack_body_raises_anything_but_a_400(body):
+    try:
+        key = ack_key(body)
+    except Refusal as refusal:
+        assert (refusal.status, refusal.error) == (400, "invalid_ack")
+        return
+    assert max(key) <= MAX_EVENT_ID_PART

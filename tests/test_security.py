@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.error
 import urllib.request
 
 import jwt
@@ -349,6 +350,91 @@ def test_an_ack_frame_is_accepted(url, r):
         ws.send('{"ack": "1732630000000-0"}')
         r.lpush("user_acker_messages", "still open")
         assert ws_frames(ws, 1)[0]["data"] == "still open"
+
+
+PAST_2_64 = "99999999999999999999-0"
+DEEP_JSON = "[" * 1500 + "]" * 1500
+
+BAD_IDS_OVER_HTTP = [
+    ("Last-Event-ID past 2^64", "stream", {"Last-Event-ID": PAST_2_64}, "invalid_last_event_id"),
+    (
+        "last_event_id sequence past 2^64",
+        "stream",
+        {"last_event_id": f"0-{2**64}"},
+        "invalid_last_event_id",
+    ),
+    ("ack past 2^64", "ack", json.dumps({"id": PAST_2_64}), "invalid_ack"),
+    ("ack sequence past 2^64", "ack", json.dumps({"id": f"1-{2**64}"}), "invalid_ack"),
+    ("ack body nested 1,500 deep", "ack", DEEP_JSON, "invalid_ack"),
+    ("ack id nested 1,500 deep", "ack", '{"id": ' + DEEP_JSON + "}", "invalid_ack"),
+    ("ack body not UTF-8", "ack", b'{"id": "\xc3\x28"}', "invalid_ack"),
+]
+
+
+def post_ack_answer(base_url, body):
+    request = urllib.request.Request(
+        base_url + "/ack",
+        data=body.encode() if isinstance(body, str) else body,
+        method="POST",
+        headers={"Authorization": f"Bearer {mint()}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+@pytest.mark.parametrize(
+    ("where", "what", "error"),
+    [case[1:] for case in BAD_IDS_OVER_HTTP],
+    ids=[case[0] for case in BAD_IDS_OVER_HTTP],
+)
+def test_an_event_id_out_of_range_or_unparsable_json_is_refused_with_400(url, where, what, error):
+    if where == "ack":
+        status, body = post_ack_answer(url, what)
+        assert (status, body["error"]) == (400, error)
+        assert body["detail"]
+        return
+    params, headers = {"token": mint()}, {}
+    if "Last-Event-ID" in what:
+        headers = what
+    else:
+        params.update(what)
+    status, body, _ = sse_answer(url, params, headers)
+    assert (status, body["error"]) == (400, error)
+    assert ws_answer(url, params, headers) == (status, body)
+
+
+BAD_ID_FRAMES = [
+    ("ack past 2^64", json.dumps({"ack": PAST_2_64})),
+    ("ack sequence past 2^64", json.dumps({"ack": f"1-{2**64}"})),
+    ("nested 1,500 deep", DEEP_JSON),
+    ("ack nested 1,500 deep", '{"ack": ' + DEEP_JSON + "}"),
+]
+
+
+@pytest.mark.parametrize(
+    ("index", "frame"),
+    list(enumerate(c[1] for c in BAD_ID_FRAMES)),
+    ids=[c[0] for c in BAD_ID_FRAMES],
+)
+def test_an_ack_out_of_range_or_too_deep_closes_4400_and_the_user_streams_again(
+    url, r, index, frame
+):
+    user = f"id-framer-{index}"  # a user of its own: the previous case's message is not replayed
+    with open_ws(url, {"token": mint(user)}) as ws:
+        wait_until(lambda: drainer_pids(r, user))
+        ws.send(frame)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd.code == 4400
+    assert closed.value.rcvd.reason
+    wait_until(lambda: not drainer_pids(r, user), what="the connection to be released")
+    with open_ws(url, {"token": mint(user)}) as ws:
+        wait_until(lambda: drainer_pids(r, user))
+        r.lpush(f"user_{user}_messages", "after the bad frame")
+        assert ws_frames(ws, 1)[0]["data"] == "after the bad frame"
 
 
 def test_no_token_or_ticket_reaches_the_logs(url, secure):
