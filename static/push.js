@@ -161,20 +161,34 @@ class Push {
     this.lastShown = null; // in memory too, for storages that refuse writes
     const shared = globalThis.navigator?.locks && globalThis.BroadcastChannel;
     if (shared) {
-      this.channel = new BroadcastChannel(`push:${user}`);
-      this.channel.onmessage = (event) => this.fromChannel(event.data);
-      this.setRole("follower");
-      this.channel.postMessage({ type: "hello" }); // a leader answers with its state
-      navigator.locks.request(`push:leader:${user}`, () => new Promise((resolve) => {
-        this.releaseLeadership = resolve;
-        if (this.closed) return resolve();
-        this.setRole("leader");
-        this.open();
-      }));
+      this.join();
     } else {
       this.setRole("alone");
       this.open();
     }
+  }
+
+  // Join the tabs of this user in this browser: named after the token's user when the page
+  // has a token, so that two people's pages open at once never share one connection.
+  async join() {
+    let sub = this.token ? tokenSubject(this.token) : null;
+    if (!sub && this.getToken) {
+      try {
+        sub = tokenSubject(await this.currentToken());
+      } catch { /* the leader finds out, and says unauthorized */ }
+    }
+    if (this.closed) return;
+    const name = sub ? `${this.group}:${sub}` : this.group;
+    this.channel = new BroadcastChannel(`push:${name}`);
+    this.channel.onmessage = (event) => this.fromChannel(event.data);
+    this.setRole("follower");
+    this.channel.postMessage({ type: "hello" }); // a leader answers with its state
+    navigator.locks.request(`push:leader:${name}`, () => new Promise((resolve) => {
+      this.releaseLeadership = resolve;
+      if (this.closed) return resolve();
+      this.setRole("leader");
+      this.open();
+    }));
   }
 
   on(event, listener) {

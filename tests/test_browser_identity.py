@@ -264,3 +264,17 @@ def test_a_cookie_page_files_its_cursor_under_the_user_the_service_names(context
     wait_until(lambda: received(page) == ["for carol"], what="carol's message")
     shown_id = page.evaluate("window.received")[0]["id"]
     assert page.evaluate("({...localStorage})") == {f"push:cursor:default:{user}": shown_id}
+
+
+@pytest.mark.browser
+def test_two_peoples_pages_open_at_once_in_one_browser_do_not_share_a_connection(context, url, r):
+    """Tabs share one connection per user: pages with tokens of different users each lead
+    their own, and neither shows the other's messages."""
+    alice = start_page(context, url, "ws", mint("shared-alice"))
+    bob = start_page(context, url, "ws", mint("shared-bob"))
+    assert [page.evaluate("window.push.role") for page in (alice, bob)] == ["leader", "leader"]
+    r.lpush("user_shared-alice_messages", "for alice")
+    r.lpush("user_shared-bob_messages", "for bob")
+    wait_until(lambda: received(alice) == ["for alice"], what="alice's message")
+    wait_until(lambda: received(bob) == ["for bob"], what="bob's message")
+    assert received(alice) == ["for alice"]
