@@ -252,3 +252,24 @@ test("a stream that turns out to be another user's than the cursor sent is reope
     push.close();
   }
 });
+
+test("a failed handshake is diagnosed with a new ticket, never the spent one or the token", async () => {
+  const world = fakeBrowser();
+  const token = jwt({ sub: "alice", exp: Date.now() / 1000 + 3600 });
+  const push = connect({ url: "https://push.example.com", transport: "ws", token });
+  try {
+    await until(() => world.sockets.length === 1);
+    world.sockets[0].onclose({ code: 1006 }); // refused before it opened
+    await until(() => world.requests.length === 3);
+    assert.deepEqual(
+      world.requests.map(({ url, method }) => `${method} ${url}`),
+      [
+        "POST https://push.example.com/ticket",
+        "POST https://push.example.com/ticket",
+        `GET https://push.example.com/ws?ticket=${TICKET}&hello=1`,
+      ],
+    );
+  } finally {
+    push.close();
+  }
+});
