@@ -29,6 +29,7 @@ from push.connection import (
 from push.encoding import once_per_entry
 from push.errors import Refusal
 from push.hangup import client_socket, cut, watch_for_hangup
+from push.hello import sse_hello, wants_hello
 from push.hub import Hub
 from push.metrics import CLOSED, CONNECTIONS, OPEN_CONNECTIONS, RESULT_BY_STATUS, closed_label
 from push.origins import add_cors_headers
@@ -138,11 +139,12 @@ def stream() -> Response:
     CONNECTIONS.labels("sse", "accepted").inc()
     OPEN_CONNECTIONS.labels("sse").inc()
     log.info("connection opened user=%s transport=sse", admission.user_id)
+    hello = sse_hello(admission.user_id) if wants_hello(request) else b""
 
     def events() -> Iterator[bytes]:
         # The loop of connection.batches, written out: a parked stream's greenlet saves
         # its C stack, and a generator less is a frame less in it.
-        yield jittered_retry(settings.retry_ms) + encode_comment("connected")
+        yield jittered_retry(settings.retry_ms) + encode_comment("connected") + hello
         while True:
             batch = connection.next_batch(settings.heartbeat_s)
             if connection.closed:

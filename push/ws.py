@@ -37,6 +37,7 @@ from push.connection import (
 from push.encoding import once_per_entry
 from push.errors import Refusal
 from push.hangup import cut
+from push.hello import wants_hello, ws_hello
 from push.hub import Hub
 from push.keys import InvalidEventId, parse_event_id
 from push.metrics import (
@@ -130,6 +131,15 @@ def send_batch(ws: Server, batch: list[Entry | Reset]) -> None:
             for item in batch
         )
         serial.raw.sendall(data)
+
+
+def send_text(ws: Server, text: str) -> None:
+    """One text frame, whole, under the socket's lock."""
+    serial: SerialSocket = ws.sock
+    with serial.lock:
+        if not ws.connected:
+            raise ConnectionClosed(ws.close_reason, ws.close_message)
+        serial.raw.sendall(ws.ws.send(TextMessage(data=text)))
 
 
 def _close_reason(reason: str, detail: str) -> str:
@@ -394,6 +404,8 @@ def serve(ws: Server) -> None:
     OPEN_CONNECTIONS.labels("ws").inc()
     log.info("connection opened user=%s transport=ws", admission.user_id)
     try:
+        if wants_hello(request):
+            send_text(ws, ws_hello(admission.user_id))
         for batch in connection.batches(current_app.config["PUSH_WS_PING_S"], channel.written):
             if batch:
                 frames.handing(batch)

@@ -14,9 +14,17 @@
 // APIs every tab connects on its own. Events are de-duplicated by id across reconnects and
 // tabs, and the leader acknowledges what was shown, so the backend can ask for receipts.
 //
-// Tokens: `getToken` (an async function returning a fresh JWT) is called before each
-// connection and ahead of the current token's exp; a WebSocket takes the new token in band
-// (`{"token": ...}`), an SSE stream reconnects with it. A static `token` works until it
+// The cursor is kept per user: under the `sub` of the page's token, else under the user
+// the service said it streams for (its hello, asked for with `hello=1`). A page that does
+// not know its user yet connects without a cursor (the service resumes after the user's
+// delivered mark), so on a shared browser nobody resumes from somebody else's id.
+//
+// Tokens never go in a URL: a stream (SSE or WebSocket) opens with a single-use ticket
+// bought with `POST /ticket` (Authorization: Bearer), and SSE acks carry the token in the
+// Authorization header. Pages without a token rely on the cookie (or, in demo mode, on
+// `params.user_id`). `getToken` (an async function returning a fresh JWT) is called before
+// each connection and ahead of the current token's exp; a WebSocket takes the new token in
+// band (`{"token": ...}`), an SSE stream reconnects with it. A static `token` works until it
 // expires. When a WebSocket handshake fails, the same URL is asked over fetch (the browser
 // hides a failed upgrade's status): 401/403 get a new token, 429/503 back off and try
 // WebSocket again, and only a 426 (the service would have accepted it: something between
@@ -41,16 +49,37 @@ export function backoffMs(attempt, closeCode = 0, random = Math.random) {
   return Math.round(capped * (0.5 + random()));
 }
 
-/** When a JWT expires (ms since the epoch), from its payload; null if it cannot be read. */
-export function tokenExpiry(token) {
+/** A JWT's claims, from its payload (not verified: the service does that); null if unreadable. */
+function tokenClaims(token) {
   try {
     const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    const exp = JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), "="))).exp;
-    return typeof exp === "number" ? exp * 1000 : null;
+    const claims = JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), "=")));
+    return claims && typeof claims === "object" ? claims : null;
   } catch {
     return null;
   }
 }
+
+/** When a JWT expires (ms since the epoch), from its payload; null if it cannot be read. */
+export function tokenExpiry(token) {
+  const exp = tokenClaims(token)?.exp;
+  return typeof exp === "number" ? exp * 1000 : null;
+}
+
+/** Whom a JWT names (its `sub`), from its payload; null if it cannot be read. The service
+ *  streams for that user or refuses the token, so the page may file its cursor under it. */
+export function tokenSubject(token) {
+  const sub = tokenClaims(token)?.sub;
+  return typeof sub === "string" && sub ? sub : null;
+}
+
+/** Where a user's cursor is kept: per tab group (the `user` option) and per confirmed user. */
+export function cursorKey(group, user) {
+  return `push:cursor:${group}:${user}`;
+}
+
+/** Query parameters that hold a credential: never put in a URL by this client. */
+const SECRET_PARAMETERS = ["token", "ticket"];
 
 /** How long before a token's expiry to renew it: a fifth of its life, 1-60 s. */
 export function renewalLeadMs(expiresAtMs, nowMs) {
@@ -71,13 +100,15 @@ export function streamUrl(base, transport, params, cursor) {
   return url.toString();
 }
 
-/** Keeps the newest event id, and says whether an id is new (after it). */
+/** Keeps the newest event id, and says whether an id is new (after it). Without a key
+ *  (the user is not known yet) it keeps nothing. */
 export class Cursor {
   constructor(storage, key) {
     this.storage = storage;
     this.key = key;
   }
   get value() {
+    if (!this.key) return null;
     try { return this.storage?.getItem(this.key) || null; } catch { return null; }
   }
   isNew(id) {
@@ -86,6 +117,7 @@ export class Cursor {
   }
   advance(id) {
     if (!this.isNew(id)) return false;
+    if (!this.key) return true;
     try { this.storage?.setItem(this.key, id); } catch { /* private mode: memory only */ }
     return true;
   }
@@ -107,35 +139,56 @@ class Push {
   constructor({ url, transport = "auto", token, getToken, ticketUrl, params = {}, user = "default" } = {}) {
     this.base = url || globalThis.location?.origin;
     this.transport = transport;
-    this.token = token;
+    // A token passed among the params is still a token: it goes in a header, not the URL.
+    this.token = token || params.token;
     this.getToken = getToken;
     this.authFailures = 0;
     this.ticketUrl = ticketUrl;
-    this.params = params;
+    this.params = Object.fromEntries(
+      Object.entries(params).filter(([name]) => !SECRET_PARAMETERS.includes(name)),
+    );
     this.listeners = { message: [], reset: [], status: [] };
     this.closed = false;
     this.role = "starting";
     this.state = "connecting";
     this.attempt = 0;
-    const storage = globalThis.localStorage || new MemoryStorage();
-    this.cursor = new Cursor(storage, `push:cursor:${user}`);
+    this.storage = globalThis.localStorage || new MemoryStorage();
+    // `user` names the tab group (and the cursors' namespace), not whose cursor to use.
+    this.group = user;
+    this.sub = null; // the user whose cursor is in use: unknown until a token or the hello says
+    this.confirmedToken = undefined; // the token that was in use when the service named this.sub
+    this.cursor = new Cursor(this.storage, null);
     this.lastShown = null; // in memory too, for storages that refuse writes
     const shared = globalThis.navigator?.locks && globalThis.BroadcastChannel;
     if (shared) {
-      this.channel = new BroadcastChannel(`push:${user}`);
-      this.channel.onmessage = (event) => this.fromChannel(event.data);
-      this.setRole("follower");
-      this.channel.postMessage({ type: "hello" }); // a leader answers with its state
-      navigator.locks.request(`push:leader:${user}`, () => new Promise((resolve) => {
-        this.releaseLeadership = resolve;
-        if (this.closed) return resolve();
-        this.setRole("leader");
-        this.open();
-      }));
+      this.join();
     } else {
       this.setRole("alone");
       this.open();
     }
+  }
+
+  // Join the tabs of this user in this browser: named after the token's user when the page
+  // has a token, so that two people's pages open at once never share one connection.
+  async join() {
+    let sub = this.token ? tokenSubject(this.token) : null;
+    if (!sub && this.getToken) {
+      try {
+        sub = tokenSubject(await this.currentToken());
+      } catch { /* the leader finds out, and says unauthorized */ }
+    }
+    if (this.closed) return;
+    const name = sub ? `${this.group}:${sub}` : this.group;
+    this.channel = new BroadcastChannel(`push:${name}`);
+    this.channel.onmessage = (event) => this.fromChannel(event.data);
+    this.setRole("follower");
+    this.channel.postMessage({ type: "hello" }); // a leader answers with its state
+    navigator.locks.request(`push:leader:${name}`, () => new Promise((resolve) => {
+      this.releaseLeadership = resolve;
+      if (this.closed) return resolve();
+      this.setRole("leader");
+      this.open();
+    }));
   }
 
   on(event, listener) {
@@ -186,8 +239,35 @@ class Push {
     }
   }
 
+  // The cursor (and the ids shown) of this user from now on.
+  useSub(sub) {
+    if (!sub || sub === this.sub) return;
+    this.sub = sub;
+    this.cursor = new Cursor(this.storage, cursorKey(this.group, sub));
+    this.lastShown = null;
+  }
+
+  // Whom the next connection is for, as far as the page knows before the service says:
+  // the user the service confirmed for this token (or cookie), else the token's `sub`,
+  // else demo mode's user_id; null: unknown (connect without a cursor).
+  presumedSub() {
+    const confirmed = this.sub && this.confirmedToken === this.token ? this.sub : null;
+    return confirmed || (this.token && tokenSubject(this.token)) || this.sub || this.params.user_id || null;
+  }
+
+  // The service's hello on a connection opened with `cursor`: true to go on; false when
+  // the stream is another user's than the one whose cursor went with it (reopen).
+  welcome(user, cursorSent) {
+    if (typeof user !== "string") return true;
+    this.confirmedToken = this.token;
+    if (user === this.sub) return true;
+    this.useSub(user);
+    return !cursorSent;
+  }
+
   // Every tab: show an event once, in order.
   deliver(message, relay) {
+    if (message.user) this.useSub(message.user);
     if (message.type === "reset") {
       this.cursor.advance(message.id);
       this.emit("reset", { id: message.id });
@@ -199,7 +279,7 @@ class Push {
       this.emit("message", { id: message.id, data: message.data });
     }
     if (relay) {
-      this.channel?.postMessage(message);
+      this.channel?.postMessage({ ...message, user: this.sub });
       if (message.type === "message") this.acknowledge(message.id);
     }
   }
@@ -220,16 +300,18 @@ class Push {
     return this.token;
   }
 
+  // The query parameters that identify the next stream: a ticket bought with the token
+  // (POST /ticket, the token in a header; at `ticketUrl` if given, else the service's own),
+  // or, without a token, the page's params alone (the cookie goes with the request).
   async identity(fresh = false) {
     const token = await this.currentToken(fresh);
-    if (this.ticketUrl) {
-      const headers = token ? { Authorization: `Bearer ${token}` } : {};
-      const answer = await fetch(this.ticketUrl, { method: "POST", headers, credentials: "include" });
-      if (answer.status === 401 || answer.status === 403) throw new Unauthorized(`ticket refused: ${answer.status}`);
-      if (!answer.ok) throw new Error(`ticket refused: ${answer.status}`);
-      return { ...this.params, ticket: (await answer.json()).ticket };
-    }
-    return token ? { ...this.params, token } : { ...this.params };
+    if (!token && !this.ticketUrl) return { ...this.params };
+    const headers = token ? { Authorization: `Bearer ${token}` } : {};
+    const ticketUrl = this.ticketUrl || new URL("/ticket", this.base);
+    const answer = await fetch(ticketUrl, { method: "POST", headers, credentials: "include" });
+    if (answer.status === 401 || answer.status === 403) throw new Unauthorized(`ticket refused: ${answer.status}`);
+    if (!answer.ok) throw new Error(`ticket refused: ${answer.status}`);
+    return { ...this.params, ticket: (await answer.json()).ticket };
   }
 
   async open(fresh = false) {
@@ -243,8 +325,12 @@ class Push {
       if (error instanceof Unauthorized) return this.refused();
       return this.retry(0);
     }
-    if (transport === "ws") this.openWs(params);
-    else this.openSse(params);
+    if (this.closed) return;
+    this.useSub(this.presumedSub());
+    const cursor = this.cursor.value || this.lastShown;
+    params = { ...params, hello: "1" };
+    if (transport === "ws") this.openWs(params, cursor);
+    else this.openSse(params, cursor);
   }
 
   // The service answered: credentials and transport work. Renew ahead of the token's exp.
@@ -291,10 +377,17 @@ class Push {
     this.timer = setTimeout(() => this.open(true), delay);
   }
 
-  // What a failed handshake was: the status of the same request over fetch. A WebSocket
-  // request without an upgrade is answered 426 by a service that would have accepted it.
-  async diagnose(transport, params) {
-    const url = new URL(streamUrl(this.base, transport, params, this.cursor.value || this.lastShown));
+  // What a failed handshake was: the status of the same request over fetch (with a new
+  // ticket: the handshake's was spent). A WebSocket request without an upgrade is answered
+  // 426 by a service that would have accepted it.
+  async diagnose(transport, cursor) {
+    let params;
+    try {
+      params = { ...(await this.identity()), hello: "1" };
+    } catch (error) {
+      return error instanceof Unauthorized ? 401 : 0;
+    }
+    const url = new URL(streamUrl(this.base, transport, params, cursor));
     if (transport === "ws") url.protocol = url.protocol === "wss:" ? "https:" : "http:";
     const abort = new AbortController();
     try {
@@ -314,15 +407,26 @@ class Push {
     this.timer = setTimeout(() => this.open(), delay);
   }
 
-  openSse(params) {
-    const source = new EventSource(streamUrl(this.base, "sse", params, this.cursor.value || this.lastShown), {
+  openSse(params, cursor) {
+    const source = new EventSource(streamUrl(this.base, "sse", params, cursor), {
       withCredentials: this.base !== globalThis.location?.origin,
     });
     this.source = source;
     let opened = false;
     source.onopen = () => { opened = true; this.opened("sse"); };
-    source.onmessage = (event) => this.deliver({ type: "message", id: event.lastEventId, data: event.data }, true);
-    source.addEventListener("reset", (event) => this.deliver({ type: "reset", id: event.lastEventId }, true));
+    source.addEventListener("hello", (event) => {
+      // EventSource's own reconnects send the last id it saw: a cursor too.
+      if (this.welcome(JSON.parse(event.data).user, Boolean(cursor || source.seen))) return;
+      source.close(); // another user's cursor went with it: reopen with this user's
+      this.source = null;
+      this.open();
+    });
+    const deliver = (message) => {
+      source.seen = true;
+      this.deliver(message, true);
+    };
+    source.onmessage = (event) => deliver({ type: "message", id: event.lastEventId, data: event.data });
+    source.addEventListener("reset", (event) => deliver({ type: "reset", id: event.lastEventId }));
     // The token ran out, or the user was disconnected: the stream's last event.
     const ended = () => {
       source.close();
@@ -335,33 +439,40 @@ class Push {
       if (this.source !== source) return;
       // EventSource reconnects by itself (with Last-Event-ID) unless it gave up, or the
       // identity was a single-use ticket or a token that may have run out: then reopen.
-      if (source.readyState !== EventSource.CLOSED && !this.ticketUrl && !this.getToken) {
+      if (source.readyState !== EventSource.CLOSED && !params.ticket && !this.getToken) {
         this.setState("connecting");
         return;
       }
       source.close();
       this.source = null;
-      if (!opened && (await this.diagnose("sse", params)) === 401) return this.refused();
+      if (!opened && (await this.diagnose("sse", cursor)) === 401) return this.refused();
       this.retry(0);
     };
   }
 
-  openWs(params) {
+  openWs(params, cursor) {
     let opened = false;
-    const socket = new WebSocket(streamUrl(this.base, "ws", params, this.cursor.value || this.lastShown));
+    const socket = new WebSocket(streamUrl(this.base, "ws", params, cursor));
     this.socket = socket;
     socket.onopen = () => { opened = true; this.opened("ws"); };
     socket.onmessage = (event) => {
+      if (this.socket !== socket) return;
       const frame = JSON.parse(event.data);
-      if (frame.reset) this.deliver({ type: "reset", id: frame.id }, true);
+      if (frame.hello) {
+        if (this.welcome(frame.user, Boolean(cursor))) return;
+        socket.replaced = true; // another user's cursor went with it: reopen with this user's
+        this.socket = null;
+        socket.close();
+        this.open();
+      } else if (frame.reset) this.deliver({ type: "reset", id: frame.id }, true);
       else this.deliver({ type: "message", id: frame.id, data: frame.data }, true);
     };
     socket.onclose = async (event) => {
-      if (this.closed) return;
+      if (this.closed || socket.replaced) return;
       if (this.socket === socket) this.socket = null;
       if (event.code === 4401 || event.code === 4403) return this.refused(); // token ran out, user disconnected
       if (opened) return this.retry(event.code);
-      const status = await this.diagnose("ws", params);
+      const status = await this.diagnose("ws", cursor);
       if (status === 401 || status === 403) return this.refused();
       if (status === 426 && this.transport === "auto") {
         // The service would have accepted it: something between broke the upgrade.
@@ -386,6 +497,8 @@ class Push {
         const ackId = this.pendingAck;
         this.pendingAck = null;
         try {
+          // The token goes in a header, never in the URL; without one the cookie (or, in
+          // demo mode, the page's user_id) says who is acknowledging.
           const url = new URL("/ack", this.base);
           const headers = { "Content-Type": "application/json" };
           if (this.token) headers.Authorization = `Bearer ${this.token}`;
