@@ -41,9 +41,10 @@ SWEEP_SCAN_COUNT = 1000
 #: turn never holds Redis or the worker for long.
 SWEEP_SCANS = 10
 #: Whoever holds this sweeps; it expires after one interval, so one turn per interval.
-SWEEP_LEASE_KEY = "push:sweep:lease"
-#: Where the pass over the keys is (per cluster primary: the node's name follows).
-SWEEP_CURSOR_KEY = "push:sweep:cursor"
+#: Per mailbox template (it follows): services with other templates sweep other keys.
+SWEEP_LEASE_KEY = "push:sweep:lease:"
+#: Where the pass over the keys is (the template, and on a cluster the primary, follow).
+SWEEP_CURSOR_KEY = "push:sweep:cursor:"
 
 
 def messages_expired(reason: str, mailbox: str, count: int) -> None:
@@ -117,7 +118,8 @@ class Sweeper:
         """One turn, if this worker gets the lease (`force`: regardless): the messages it
         dropped (over the cap, for age), or None when another worker has the turn."""
         lease_ms = max(1, int(self.interval_s * 1000))
-        if not force and not self.store.redis.set(SWEEP_LEASE_KEY, self._id, nx=True, px=lease_ms):
+        lease = SWEEP_LEASE_KEY + self.template
+        if not force and not self.store.redis.set(lease, self._id, nx=True, px=lease_ms):
             return None
         full = aged = 0
         for name, client in self._nodes():
@@ -133,7 +135,7 @@ class Sweeper:
         return [(node.name, client.get_redis_connection(node)) for node in client.get_primaries()]
 
     def _sweep_node(self, name: str, node: redis.Redis) -> tuple[int, int]:
-        cursor_key = f"{SWEEP_CURSOR_KEY}:{name}" if name else SWEEP_CURSOR_KEY
+        cursor_key = f"{SWEEP_CURSOR_KEY}{self.template}:{name}"
         cursor = int(self.store.redis.get(cursor_key) or 0)
         pattern = scan_pattern(self.template)
         users: dict[str, UserKeys] = {}
