@@ -131,6 +131,7 @@ def sweeper(store, **overrides: str) -> Sweeper:
     return Sweeper(store, settings(**overrides), interval_s=60)
 
 
+@pytest.mark.parametrize("backend", ["redis", "cluster"])
 def test_the_sweep_trims_a_raw_lpush_mailbox_and_gives_it_a_ttl(store, r):
     r.lpush("user_offline_messages", *range(25))
     r.lpush("user_small_messages", "a")
@@ -155,6 +156,9 @@ def test_the_sweep_renews_the_ttl_of_a_mailbox_that_grew_only(store, r):
     r.lpush("user_raw_messages", "b")
     swept.turn(force=True)
     assert r.pttl("user_raw_messages") > mailbox_expiry_ms(3600) - 60_000
+    r.pexpire("user_raw_messages", 10 * mailbox_expiry_ms(3600))  # a TTL since lowered
+    swept.turn(force=True)
+    assert r.pttl("user_raw_messages") <= mailbox_expiry_ms(3600)
 
 
 def test_the_sweep_drops_a_mailbox_past_its_ttl_and_counts_it(store, r, caplog):
