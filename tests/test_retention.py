@@ -15,7 +15,13 @@ from conftest import API_KEYS, _start_service
 from prometheus_client import REGISTRY
 
 from push import PublishError, publish, publish_many
-from push.config import DEAD_LETTER_MAX_BYTES, DeliverySettings, load_config, mailbox_expiry_ms
+from push.config import (
+    DEAD_LETTER_MAX_BYTES,
+    ConfigError,
+    DeliverySettings,
+    load_config,
+    mailbox_expiry_ms,
+)
 from push.keys import user_keys
 from push.mailbox import drain
 from push.retention import Sweeper, scan_pattern, user_id_of
@@ -30,6 +36,32 @@ def settings(**overrides: str) -> DeliverySettings:
 def expired(reason: str) -> float:
     """push_messages_expired_total{reason} of this process."""
     return REGISTRY.get_sample_value("push_messages_expired_total", {"reason": reason}) or 0.0
+
+
+# Settings ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PUSH_MAILBOX_MAX", "0"),
+        ("PUSH_MAILBOX_MAX", "many"),
+        ("PUSH_MAILBOX_TTL_S", "0"),
+        ("PUSH_MAILBOX_SWEEP_S", "0"),
+        ("PUSH_DEAD_LETTER_TTL_S", "-1"),
+        ("PUSH_IDEMPOTENCY_MAX", "0"),
+    ],
+)
+def test_a_wrong_bound_names_its_variable(variable, value):
+    with pytest.raises(ConfigError, match=variable):
+        load_config({"PUSH_DEMO": "1", variable: value})
+
+
+def test_the_bounds_default_to_generous_values():
+    config = settings()
+    assert (config.mailbox_max, config.mailbox_ttl_s) == (10_000, 30 * 86400)
+    assert config.dead_letter_ttl_s == 7 * 86400
+    assert load_config({"PUSH_DEMO": "1"})["PUSH_IDEMPOTENCY_MAX"] == 100_000
 
 
 # The publish script -------------------------------------------------------------------
