@@ -91,6 +91,7 @@ def post_worker_init(worker):
         gevent.spawn(hub.shut_down)
 
     signal.signal(signal.SIGTERM, handle_exit)
+    worker.wsgi.extensions["push.sweeper"].start()
     from push.runtime import tune_for_many_connections
 
     tune_for_many_connections()

@@ -17,6 +17,7 @@ from push.hub import Hub
 from push.presence import Presence
 from push.publishing import PublishError, disconnect, publish, publish_many
 from push.redis_clients import redis_client
+from push.retention import Sweeper
 from push.store import Store
 from push.tokens import TokenSettings
 from push.ws_reader import FrameSignal, ReadWhenReadable
@@ -68,6 +69,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["push.presence"] = presence
     app.extensions["push.tokens"] = TokenSettings.from_config(app.config)
     app.extensions["push.hub"] = Hub(store, settings, presence)
+    # Started by each serving process (gunicorn.conf.py, app.py), not by the CLI.
+    app.extensions["push.sweeper"] = Sweeper(store, settings, app.config["PUSH_MAILBOX_SWEEP_S"])
     app.extensions["push.ready_redis"] = redis_client(
         app.config["REDIS_URL"],
         max_connections=1,

@@ -34,6 +34,7 @@ PUBLISH_ERROR_STATUS = {
     "too_large": 413,
     "idempotency_key_reused": 422,
     "idempotency_in_progress": 409,
+    "idempotency_quota": 429,
     "invalid_reason": 422,
 }
 #: Bytes of a publish body beyond its message: room for 1000 ids and the JSON around them.
@@ -145,9 +146,15 @@ def publish() -> tuple[dict[str, object], int]:
             idempotency_key=idempotency_key,
             mailbox_key=current_app.config["PUSH_MAILBOX_KEY"],
             max_bytes=current_app.config["PUSH_MAX_MESSAGE_BYTES"],
+            mailbox_max=current_app.config["PUSH_MAILBOX_MAX"],
+            mailbox_ttl_s=current_app.config["PUSH_MAILBOX_TTL_S"],
+            # Each API key has idempotency keys of its own: named by its hash, never itself.
+            idempotency_scope=g.api_key_id,
+            idempotency_max=current_app.config["PUSH_IDEMPOTENCY_MAX"],
         )
     except PublishError as error:
-        raise Refusal(PUBLISH_ERROR_STATUS[error.code], error.code, error.detail) from None
+        headers = {"Retry-After": str(error.retry_after_s)} if error.retry_after_s else None
+        raise Refusal(PUBLISH_ERROR_STATUS[error.code], error.code, error.detail, headers) from None
     except REDIS_UNAVAILABLE:
         raise _redis_unavailable() from None
     return {"queued": len(online), "online": online}, 202

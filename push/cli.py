@@ -58,6 +58,8 @@ def send(user_id: str, message: str | None, json_text: str | None) -> None:
             data,
             mailbox_key=current_app.config["PUSH_MAILBOX_KEY"],
             max_bytes=current_app.config["PUSH_MAX_MESSAGE_BYTES"],
+            mailbox_max=current_app.config["PUSH_MAILBOX_MAX"],
+            mailbox_ttl_s=current_app.config["PUSH_MAILBOX_TTL_S"],
         )
     except PublishError as error:
         raise click.ClickException(f"{error.code}: {error.detail}") from None

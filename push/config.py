@@ -28,6 +28,24 @@ DEFAULT_HISTORY_MAX = 1000
 DEFAULT_HISTORY_TTL_S = 7 * 24 * 3600
 #: Larger payloads are a producer bug; they go to the dead-letter list, not to browsers.
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
+#: Messages one mailbox holds before the oldest go: a user offline for weeks under a
+#: chatty producer keeps a long backlog (~1 MB of short messages), not an unbounded one.
+DEFAULT_MAILBOX_MAX = 10_000
+#: A mailbox nobody wrote to for 30 days is dropped: longer than any absence whose
+#: backlog is still worth showing, and as long as a revocation is remembered.
+DEFAULT_MAILBOX_TTL_S = 30 * 24 * 3600
+#: How often one worker of the fleet sweeps a share of the mailboxes (cap and TTL for raw
+#: LPUSH producers): an offline user's mailbox is held to them within a few sweeps.
+DEFAULT_MAILBOX_SWEEP_S = 60.0
+#: A dead letter is for a person to look at what a producer got wrong: a week is enough.
+DEFAULT_DEAD_LETTER_TTL_S = 7 * 24 * 3600
+#: Bytes of a dead letter kept (a longer one is cut, its length noted): enough to see what
+#: a producer sent; with the last 1000 kept, a user's dead letters stay under ~4 MB.
+DEAD_LETTER_MAX_BYTES = 4096
+#: Dead letters kept per user (the newest).
+DEAD_LETTER_MAX_COUNT = 1000
+#: Live idempotency records per API key: ~1 a second for a day, a few dozen MB at most.
+DEFAULT_IDEMPOTENCY_MAX = 100_000
 #: Events queued for one slow connection before it is cut (it resumes by event id).
 DEFAULT_OUTBOX_MAX = 1000
 #: What EventSource waits before reconnecting (ms); a little jitter is added per answer.
@@ -190,6 +208,27 @@ SETTINGS: dict[str, tuple[str, Callable[[str, str], Any], Any]] = {
         _number(int, 16, 64 * 1024 * 1024),
         DEFAULT_MAX_MESSAGE_BYTES,
     ),
+    "PUSH_MAILBOX_MAX": ("PUSH_MAILBOX_MAX", _number(int, 1, 100_000_000), DEFAULT_MAILBOX_MAX),
+    "PUSH_MAILBOX_TTL_S": (
+        "PUSH_MAILBOX_TTL_S",
+        _number(int, 1, 10 * 365 * 86400),
+        DEFAULT_MAILBOX_TTL_S,
+    ),
+    "PUSH_MAILBOX_SWEEP_S": (
+        "PUSH_MAILBOX_SWEEP_S",
+        _number(float, 0.05, 86400),
+        DEFAULT_MAILBOX_SWEEP_S,
+    ),
+    "PUSH_DEAD_LETTER_TTL_S": (
+        "PUSH_DEAD_LETTER_TTL_S",
+        _number(int, 1, 10 * 365 * 86400),
+        DEFAULT_DEAD_LETTER_TTL_S,
+    ),
+    "PUSH_IDEMPOTENCY_MAX": (
+        "PUSH_IDEMPOTENCY_MAX",
+        _number(int, 1, 100_000_000),
+        DEFAULT_IDEMPOTENCY_MAX,
+    ),
     "PUSH_OUTBOX_MAX": ("PUSH_OUTBOX_MAX", _number(int, 1, 1_000_000), DEFAULT_OUTBOX_MAX),
     "PUSH_RETRY_MS": ("PUSH_RETRY_MS", _number(int, 100, 3_600_000), DEFAULT_RETRY_MS),
     "PUSH_WS_PING_S": ("PUSH_WS_PING_S", _number(float, 0.5, 3600), DEFAULT_WS_PING_S),
@@ -285,6 +324,13 @@ def check_consistency(config: Mapping[str, Any]) -> None:
         )
 
 
+def mailbox_expiry_ms(ttl_s: int) -> int:
+    """The Redis expiry our writers give a mailbox: its TTL plus a margin (the TTL or a day,
+    whichever is shorter). The sweep drops, counts and logs a mailbox once its TTL has
+    passed; Redis's own expiry, the margin later, only catches one no service swept."""
+    return (ttl_s + min(ttl_s, 86400)) * 1000
+
+
 def _check_redis_mode(url: str, cluster: bool) -> None:
     hosts = url.partition("://")[2].partition("/")[0].partition("?")[0].rpartition("@")[2]
     several_hosts = "," in hosts
@@ -321,6 +367,9 @@ class DeliverySettings:
     reconnect_spread_s: float
     #: auto, notify or block: see DEFAULT_MAILBOX_WATCH.
     mailbox_watch: str = DEFAULT_MAILBOX_WATCH
+    mailbox_max: int = DEFAULT_MAILBOX_MAX
+    mailbox_ttl_s: int = DEFAULT_MAILBOX_TTL_S
+    dead_letter_ttl_s: int = DEFAULT_DEAD_LETTER_TTL_S
 
     @property
     def window(self) -> int:
@@ -341,4 +390,7 @@ class DeliverySettings:
             retry_ms=config["PUSH_RETRY_MS"],
             reconnect_spread_s=config["PUSH_RECONNECT_SPREAD_S"],
             mailbox_watch=config["PUSH_MAILBOX_WATCH"],
+            mailbox_max=config["PUSH_MAILBOX_MAX"],
+            mailbox_ttl_s=config["PUSH_MAILBOX_TTL_S"],
+            dead_letter_ttl_s=config["PUSH_DEAD_LETTER_TTL_S"],
         )

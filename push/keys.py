@@ -87,6 +87,8 @@ class UserKeys:
     mover = _tagged("mover")
     #: When the user was last revoked (ms): tokens issued before are refused.
     revoked = _tagged("revoked")
+    #: The mailbox's length after the sweep last held it to its cap (retention.py).
+    swept = _tagged("swept")
 
     @property
     def drain_keys(self) -> list[str]:

@@ -25,12 +25,13 @@ from gevent.event import Event
 from redis.connection import AbstractConnection
 
 from push.backoff import Backoff
-from push.config import DeliverySettings
+from push.config import DEAD_LETTER_MAX_BYTES, DeliverySettings, mailbox_expiry_ms
 from push.keys import UserKeys
 from push.lease import LEASE_RECHECK_S, DeathWatch, holder_worker, next_ask_s
 from push.metrics import DEAD_LETTERS, MOVED, REDIS_ERRORS
 from push.presence import worker_prefix
 from push.redis_clients import REDIS_UNAVAILABLE
+from push.retention import MAILBOX_FULL, messages_expired
 from push.store import DrainLimits, DrainResult, Store
 from push.tally import TALLY
 
@@ -78,6 +79,10 @@ def drain_limits(settings: DeliverySettings) -> DrainLimits:
         history_max=settings.history_max,
         ttl_s=settings.history_ttl_s,
         max_message_bytes=settings.max_message_bytes,
+        mailbox_max=settings.mailbox_max,
+        mailbox_expiry_ms=mailbox_expiry_ms(settings.mailbox_ttl_s),
+        dead_letter_bytes=DEAD_LETTER_MAX_BYTES,
+        dead_letter_ttl_s=settings.dead_letter_ttl_s,
     )
 
 
@@ -87,7 +92,10 @@ def drain(store: Store, keys: UserKeys, settings: DeliverySettings) -> DrainResu
 
 
 def counted(result: DrainResult, keys: UserKeys) -> DrainResult:
-    """Count what a drain moved and dead-lettered, and log why each dead one died."""
+    """Count what a drain moved, dead-lettered and dropped over the mailbox's cap, and log
+    why each dead one died."""
+    if result.capped:
+        messages_expired(MAILBOX_FULL, keys.mailbox, result.capped)
     if result.moved:
         TALLY.count(MOVED, result.moved)
     if result.dead:

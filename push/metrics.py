@@ -42,6 +42,12 @@ DELIVERED = Counter(
     "push_messages_delivered", "Messages written to a connection, by transport", ["transport"]
 )
 DEAD_LETTERS = Counter("push_dead_letters", "Messages moved to a dead-letter list")
+EXPIRED = Counter(
+    "push_messages_expired",
+    "Messages dropped unread from a mailbox, by why: mailbox_full (the oldest past "
+    "PUSH_MAILBOX_MAX), mailbox_ttl (not written for PUSH_MAILBOX_TTL_S)",
+    ["reason"],
+)
 RESETS = Counter("push_resets", "Resets sent to clients whose cursor was older than the history")
 DELIVERY_SECONDS = Histogram(
     "push_delivery_seconds",

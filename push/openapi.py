@@ -121,8 +121,9 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Queue one message for one user or for many",
                     "description": (
                         "`data` is delivered verbatim if it is a string, else as compact "
-                        "JSON. With an Idempotency-Key, a repeat within 24 h queues nothing "
-                        "and answers what the first call answered."
+                        "JSON. With an Idempotency-Key, a repeat within 24 h with the same "
+                        "API key queues nothing and answers what the first call answered. "
+                        "Each mailbox keeps its newest PUSH_MAILBOX_MAX messages."
                     ),
                     "parameters": [
                         {
@@ -160,6 +161,10 @@ def openapi_document() -> dict[str, Any]:
                         "415": _error("The body is not application/json"),
                         "422": _error("The body does not fit the schema, or the key was reused"),
                         **_COMMON_ERRORS,
+                        "429": _error(
+                            "Over PUSH_API_RATE calls a second, or PUSH_IDEMPOTENCY_MAX "
+                            "idempotency keys remembered, for this key (see Retry-After)"
+                        ),
                     },
                 }
             },

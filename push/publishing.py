@@ -3,8 +3,11 @@
 `publish(client, "42", {"kind": "like"})` does what any producer does,
 `LPUSH user_42_messages '{"kind":"like"}'`, after the checks the service would
 make anyway (user id, size, UTF-8), and answers how many connections the user
-has now. `publish_many` does it for many users in one round trip. With an
-idempotency key, a retry within 24 h queues nothing and returns the first answer.
+has now. `publish_many` does it for many users in one round trip. The mailbox is held
+to its cap and TTL in the same script that writes (past the cap the oldest messages go,
+counted and logged: retention.py). With an idempotency key, a retry within 24 h queues
+nothing and returns the first answer; keys live in a scope (the API's is one per API key)
+with a quota of live records.
 `disconnect(client, "42")` closes every open connection of the user and refuses
 the tokens issued before it (a logout, a ban, a password change).
 
@@ -22,10 +25,19 @@ from typing import Any
 
 import redis
 
-from push.config import DEFAULT_MAILBOX_KEY, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_REVOCATION_TTL_S
+from push.config import (
+    DEFAULT_IDEMPOTENCY_MAX,
+    DEFAULT_MAILBOX_KEY,
+    DEFAULT_MAILBOX_MAX,
+    DEFAULT_MAILBOX_TTL_S,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_REVOCATION_TTL_S,
+    mailbox_expiry_ms,
+)
 from push.keys import InvalidUserId, user_keys, validate_user_id
 from push.redis_clients import queue_script
 from push.redis_cluster import ClusterOnFirstUse
+from push.retention import MAILBOX_FULL, messages_expired
 from push.store import script
 
 #: Characters a disconnect's reason may have (it is sent to the user's clients).
@@ -36,16 +48,22 @@ CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
 IDEMPOTENCY_TTL_S = 24 * 3600
 #: How long a retry waits for a first call with the same key that is still running.
 IDEMPOTENCY_WAIT_S = 10.0
+#: The idempotency scope of callers without an API key (this helper, the CLI).
+DIRECT_SCOPE = "direct"
+#: What a scope may be: it is spliced into key names.
+SCOPE_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _IN_PROGRESS = "in-progress"
 
 
 class PublishError(ValueError):
     """A message the service would refuse; `code` is stable (the API's `error`)."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, retry_after_s: int | None = None) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        #: When a retry may succeed (idempotency_quota).
+        self.retry_after_s = retry_after_s
 
 
 def encode_payload(data: object, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
@@ -92,6 +110,10 @@ def publish(
     idempotency_key: str | None = None,
     mailbox_key: str = DEFAULT_MAILBOX_KEY,
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    mailbox_max: int = DEFAULT_MAILBOX_MAX,
+    mailbox_ttl_s: int = DEFAULT_MAILBOX_TTL_S,
+    idempotency_scope: str = DIRECT_SCOPE,
+    idempotency_max: int = DEFAULT_IDEMPOTENCY_MAX,
 ) -> int:
     """Queue `data` for `user_id`; returns how many connections the user has now."""
     online = publish_many(
@@ -101,6 +123,10 @@ def publish(
         idempotency_key=idempotency_key,
         mailbox_key=mailbox_key,
         max_bytes=max_bytes,
+        mailbox_max=mailbox_max,
+        mailbox_ttl_s=mailbox_ttl_s,
+        idempotency_scope=idempotency_scope,
+        idempotency_max=idempotency_max,
     )
     return online[user_id]
 
@@ -113,16 +139,31 @@ def publish_many(
     idempotency_key: str | None = None,
     mailbox_key: str = DEFAULT_MAILBOX_KEY,
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    mailbox_max: int = DEFAULT_MAILBOX_MAX,
+    mailbox_ttl_s: int = DEFAULT_MAILBOX_TTL_S,
+    idempotency_scope: str = DIRECT_SCOPE,
+    idempotency_max: int = DEFAULT_IDEMPOTENCY_MAX,
 ) -> dict[str, int]:
-    """Queue the same `data` for every user, in one round trip; {user id: connections}."""
+    """Queue the same `data` for every user, in one round trip; {user id: connections}.
+
+    Each mailbox keeps its newest `mailbox_max` messages (the dropped ones are counted
+    and logged) and expires `mailbox_ttl_s` after its last write. An idempotency key is
+    known within its `idempotency_scope` only, which holds at most `idempotency_max` live
+    keys (past it: PublishError "idempotency_quota", nothing queued)."""
     ids = _checked_ids(user_ids)
     payload = encode_payload(data, max_bytes)
+    limits = (mailbox_max, mailbox_expiry_ms(mailbox_ttl_s))
+
+    def push() -> dict[str, int]:
+        return _push(client, ids, payload, mailbox_key, limits)
+
     if idempotency_key is None:
-        return _push(client, ids, payload, mailbox_key)
+        return push()
+    if not SCOPE_PATTERN.fullmatch(idempotency_scope):
+        raise ValueError(f"a scope is 1-64 of [A-Za-z0-9_.:-], got {idempotency_scope!r}")
     fingerprint = hashlib.sha256(json.dumps(ids).encode() + b"\0" + payload).hexdigest()
-    return _once(
-        client, idempotency_key, fingerprint, lambda: _push(client, ids, payload, mailbox_key)
-    )
+    claim = IdempotencyClaim(idempotency_scope, idempotency_key, idempotency_max)
+    return _once(client, claim, fingerprint, push)
 
 
 def disconnect(
@@ -156,14 +197,25 @@ def disconnect(
     return int(open_connections)
 
 
-def _push(client: redis.Redis, ids: list[str], payload: bytes, mailbox_key: str) -> dict[str, int]:
+def _push(
+    client: redis.Redis,
+    ids: list[str],
+    payload: bytes,
+    mailbox_key: str,
+    limits: tuple[int, int],
+) -> dict[str, int]:
+    """LPUSH to every mailbox, held to (cap, expiry ms); {user id: connections}."""
+    write = script(client, "publish.lua")
     count = script(client, "presence_count.lua")
     with client.pipeline(transaction=False) as pipe:
         for user_id in ids:
             keys = user_keys(user_id, mailbox_key)
-            pipe.lpush(keys.mailbox, payload)
+            queue_script(pipe, write, [keys.mailbox], [payload, *limits])
             queue_script(pipe, count, [keys.presence, keys.state], [])
         replies = pipe.execute()
+    for i, user_id in enumerate(ids):
+        if dropped := int(replies[2 * i]):
+            messages_expired(MAILBOX_FULL, user_keys(user_id, mailbox_key).mailbox, dropped)
     return {user_id: int(replies[2 * i + 1][0]) for i, user_id in enumerate(ids)}
 
 
@@ -172,30 +224,54 @@ def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def idempotency_store_key(idempotency_key: str) -> str:
-    return "push:idempotency:" + hashlib.sha256(idempotency_key.encode()).hexdigest()
+class IdempotencyClaim:
+    """Where an idempotency key's record lives: `{push:idempotency:<scope>}:<sha256>`, beside
+    its scope's index of live records (one hash slot per scope, for the claim script)."""
+
+    __slots__ = ("index", "member", "quota", "record")
+
+    def __init__(self, scope: str, idempotency_key: str, quota: int) -> None:
+        self.member = hashlib.sha256(idempotency_key.encode()).hexdigest()
+        self.record = f"{{push:idempotency:{scope}}}:{self.member}"
+        self.index = f"{{push:idempotency:{scope}}}:index"
+        self.quota = quota
 
 
-def _once(client: redis.Redis, idempotency_key: str, fingerprint: str, work) -> dict[str, int]:
-    """Run `work` once per key: SET NX claims it, retries read the stored answer."""
-    key = idempotency_store_key(idempotency_key)
-    if client.set(key, _IN_PROGRESS, nx=True, ex=IDEMPOTENCY_TTL_S):
+def _once(client: redis.Redis, claim: IdempotencyClaim, fingerprint: str, work) -> dict[str, int]:
+    """Run `work` once per key: the claim script takes it, retries read the stored answer."""
+    answer = script(client, "idempotency_claim.lua")(
+        keys=[claim.record, claim.index],
+        args=[claim.member, IDEMPOTENCY_TTL_S * 1000, claim.quota],
+    )
+    if int(answer[0]) == -1:
+        raise PublishError(
+            "idempotency_quota",
+            f"{claim.quota} idempotency keys of this caller are still remembered; retry "
+            "later, or publish without a key",
+            retry_after_s=max(1, -(-int(answer[1]) // 1000)),
+        )
+    if int(answer[0]) == 1:
         try:
-            answer = work()
+            online = work()
         except BaseException:
-            client.delete(key)
+            with client.pipeline(transaction=False) as pipe:
+                pipe.delete(claim.record)
+                pipe.zrem(claim.index, claim.member)
+                pipe.execute()
             raise
         client.set(
-            key, json.dumps({"fingerprint": fingerprint, "online": answer}), ex=IDEMPOTENCY_TTL_S
+            claim.record, json.dumps({"fingerprint": fingerprint, "online": online}), keepttl=True
         )
-        return answer
+        return online
+    stored = answer[1]
     deadline = time.monotonic() + IDEMPOTENCY_WAIT_S
-    while _text(stored := client.get(key)) == _IN_PROGRESS:
+    while _text(stored) == _IN_PROGRESS:
         if time.monotonic() > deadline:
             raise PublishError("idempotency_in_progress", "a call with this key is still running")
         time.sleep(0.01)
+        stored = client.get(claim.record)
     if stored is None:  # the first call failed and let go of the key: try again
-        return _once(client, idempotency_key, fingerprint, work)
+        return _once(client, claim, fingerprint, work)
     record: dict[str, Any] = json.loads(_text(stored) or "{}")
     if record["fingerprint"] != fingerprint:
         raise PublishError(

@@ -88,7 +88,7 @@ def history_entry(event_id: str, n: int, data: str) -> Entry:
 
 def drain_result(raw: list) -> DrainResult:
     """What scripts/drain.lua answered."""
-    moved, dead, room, more, last_id, reasons, previous, added, holder = raw
+    moved, dead, room, more, last_id, reasons, previous, added, holder, capped = raw
     return DrainResult(
         moved=moved,
         dead=dead,
@@ -99,6 +99,7 @@ def drain_result(raw: list) -> DrainResult:
         previous_id=previous.decode() if previous else None,
         entries=[history_entry(raw_id.decode(), n, data.decode()) for raw_id, n, data in added],
         holder=holder.decode() if holder else None,
+        capped=capped,
     )
 
 
@@ -147,6 +148,12 @@ class DrainLimits:
     history_max: int
     ttl_s: int
     max_message_bytes: int
+    #: The mailbox's cap (0: none) and the expiry its drains renew (ms; 0: none).
+    mailbox_max: int = 0
+    mailbox_expiry_ms: int = 0
+    #: Bytes kept of a dead letter, and the dead-letter list's TTL (0: none).
+    dead_letter_bytes: int = 0
+    dead_letter_ttl_s: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +170,8 @@ class DrainResult:
     entries: list[Entry]
     #: Another drainer holds the user's lease (a drain with a claim moved nothing).
     holder: str | None = None
+    #: The oldest messages the mailbox's cap dropped.
+    capped: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +382,10 @@ class Store:
             claim.dead_holder if claim else "",
             MOVER_LEASE_SAFETY_MS,
             worker_prefix,
+            limits.mailbox_max,
+            limits.mailbox_expiry_ms or "",
+            limits.dead_letter_bytes or "",
+            limits.dead_letter_ttl_s or "",
         ]
 
     def mark_delivered(self, keys: UserKeys, entry: Entry, ttl_s: int) -> bool:

@@ -6,13 +6,19 @@
 --       how many payload bytes a wake may carry (default 0: none),
 --       the lease holder's id ("": do not look at the lease), the lease operation
 --       ("claim", or "steal" from the dead holder named next), the lease's expiry (ms),
---       the presence prefix of the calling worker ("": always publish the wake)
+--       the presence prefix of the calling worker ("": always publish the wake),
+--       the mailbox's cap (0: none) and expiry (ms; "": none), the bytes of a dead letter
+--       kept (default: all) and the dead-letter list's TTL (seconds; "": none)
 --
 -- Takes from `pending` first (what BLMOVE, or a worker that died, left there), then
 -- from the mailbox's right end (oldest first). Flow control: the history never
 -- holds more than `window` entries past the user's delivered mark, so trimming the
 -- history to its cap only drops entries that were delivered. A message over the
--- size limit or not valid UTF-8 goes to the dead-letter list instead.
+-- size limit or not valid UTF-8 goes to the dead-letter list instead, cut to its first
+-- bytes behind a "[truncated: <n> bytes] " marker when longer than the dead-letter bound.
+--
+-- The mailbox is held to its cap first (the oldest, at the right end, go) and, while it
+-- holds mail, its expiry is renewed: an online user's backlog does not age out.
 --
 -- With a holder id, only the lease's holder drains (one drainer per user across the
 -- fleet): a free lease is taken, a lease held by anyone else is left alone (and by
@@ -27,7 +33,7 @@
 -- Returns {moved, dead, room left, more waiting (0/1), newest id, why each dead one died,
 --          the id the history ended with before (false if empty), the moved entries as
 --          {id, sequence number, payload}, the lease's holder when it is not the caller
---          (false otherwise)}: the caller's worker hands the entries to its connections
+--          (false otherwise), how many of the oldest the cap dropped}: the caller's worker hands the entries to its connections
 --          without reading the history again.
 local mailbox, pending, history, state, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local lease, presence = KEYS[6], KEYS[7]
@@ -43,12 +49,16 @@ local publish = ARGV[7] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH'
 local wake_bytes = tonumber(ARGV[8]) or 0
 local me = ARGV[9] or ''
 local prefix = ARGV[13] or ''
+local mailbox_max = tonumber(ARGV[14]) or 0
+local mailbox_expiry = ARGV[15] or ''
+local dead_bytes = tonumber(ARGV[16])
+local dead_ttl = ARGV[17] or ''
 
 if me ~= '' then
   local holder = redis.call('GET', lease)
   if holder ~= me then
     if holder and not (ARGV[10] == 'steal' and holder == ARGV[11]) then
-      return {0, 0, 0, 0, false, {}, false, {}, holder}
+      return {0, 0, 0, 0, false, {}, false, {}, holder, 0}
     end
     redis.call('SET', lease, me, 'PX', ARGV[12])
   end
@@ -84,6 +94,18 @@ local function valid_utf8(s)
     end
   end
   return true
+end
+
+local capped = 0
+if mailbox_max > 0 then
+  local length = redis.call('LLEN', mailbox)
+  if length > mailbox_max then
+    redis.call('LTRIM', mailbox, '0', string.format('%d', mailbox_max - 1))
+    capped = length - mailbox_max
+  end
+  if length > 0 and mailbox_expiry ~= '' then
+    redis.call('PEXPIRE', mailbox, mailbox_expiry)
+  end
 end
 
 local counters = redis.call('HMGET', state, 'seq', 'delivered_n', 'last')
@@ -122,8 +144,12 @@ for i = 1, #taken do
     why = 'not UTF-8'
   end
   if why then
+    if dead_bytes and #message > dead_bytes then
+      message = string.format('[truncated: %d bytes] ', #message) .. string.sub(message, 1, dead_bytes)
+    end
     redis.call('LPUSH', dead, message)
     redis.call('LTRIM', dead, '0', '999')
+    if dead_ttl ~= '' then redis.call('EXPIRE', dead, dead_ttl) end
     dead_count = dead_count + 1
     reasons[#reasons + 1] = why
   else
@@ -171,4 +197,4 @@ local more = 0
 if #taken == want and (redis.call('LLEN', pending) > 0 or redis.call('LLEN', mailbox) > 0) then
   more = 1
 end
-return {moved, dead_count, room, more, last_id, reasons, previous_id, added, false}
+return {moved, dead_count, room, more, last_id, reasons, previous_id, added, false, capped}
