@@ -55,6 +55,13 @@ MIN_JWT_SECRET_BYTES = 32
 MIN_API_KEY_CHARS = 16
 #: Clock skew tolerated between the token's issuer and this service.
 DEFAULT_JWT_LEEWAY_S = 5
+#: This service's name in a token's `aud` while PUSH_JWT_AUDIENCE is unset: a token minted
+#: for another service (another `aud`) never opens a stream here.
+IMPLICIT_JWT_AUDIENCE = "push"
+#: The longest life a token may be minted with. A day: a token minted at sign-in lasts a
+#: working day, pages fetch fresh ones anyway (push.js getToken, in-band refresh), and a
+#: stolen token is worth a day at most, not the years its issuer may have written.
+DEFAULT_JWT_MAX_AGE_S = 24 * 3600
 #: Where a page keeps its token for EventSource, which cannot set headers (HttpOnly).
 DEFAULT_TOKEN_COOKIE = "push_token"
 #: A ticket only has to survive the page's next request.
@@ -210,6 +217,11 @@ SETTINGS: dict[str, tuple[str, Callable[[str, str], Any], Any]] = {
     "PUSH_JWT_AUDIENCE": ("PUSH_JWT_AUDIENCE", _optional_text, None),
     "PUSH_JWT_ISSUER": ("PUSH_JWT_ISSUER", _optional_text, None),
     "PUSH_JWT_LEEWAY_S": ("PUSH_JWT_LEEWAY_S", _number(int, 0, 300), DEFAULT_JWT_LEEWAY_S),
+    "PUSH_JWT_MAX_AGE_S": (
+        "PUSH_JWT_MAX_AGE_S",
+        _number(int, 60, 366 * 86400),
+        DEFAULT_JWT_MAX_AGE_S,
+    ),
     "PUSH_TOKEN_COOKIE": ("PUSH_TOKEN_COOKIE", _text, DEFAULT_TOKEN_COOKIE),
     "PUSH_TICKET_TTL_S": ("PUSH_TICKET_TTL_S", _number(int, 1, 3600), DEFAULT_TICKET_TTL_S),
     "PUSH_ALLOWED_ORIGINS": ("PUSH_ALLOWED_ORIGINS", _origins, ()),
