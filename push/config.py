@@ -184,6 +184,7 @@ SETTINGS: dict[str, tuple[str, Callable[[str, str], Any], Any]] = {
     "REDIS_URL": ("REDIS_URL", _redis_url, DEFAULT_REDIS_URL),
     "PUSH_REDIS_CLUSTER": ("PUSH_REDIS_CLUSTER", _boolean, False),
     "PUSH_DEMO": ("PUSH_DEMO", _boolean, False),
+    "PUSH_DEMO_FORCE": ("PUSH_DEMO_FORCE", _boolean, False),
     "PUSH_MAILBOX_KEY": ("PUSH_MAILBOX_KEY", _mailbox_template, DEFAULT_MAILBOX_KEY),
     "PUSH_HEARTBEAT_S": ("PUSH_HEARTBEAT_S", _number(float, 0.05, 3600), DEFAULT_HEARTBEAT_S),
     "PUSH_HISTORY_MAX": ("PUSH_HISTORY_MAX", _number(int, 10, 10_000_000), DEFAULT_HISTORY_MAX),
@@ -276,6 +277,12 @@ def check_consistency(config: Mapping[str, Any]) -> None:
         parse = SETTINGS[variable][1]
         parse(variable, config[variable])
     _check_redis_mode(config["REDIS_URL"], config["PUSH_REDIS_CLUSTER"])
+    if config["PUSH_DEMO"] and config["PUSH_JWT_SECRET"] and not config["PUSH_DEMO_FORCE"]:
+        raise ConfigError(
+            "PUSH_DEMO=1 with PUSH_JWT_SECRET set: demo mode streams to anyone by ?user_id=, "
+            "so the secret would protect nothing; unset one of them, or set "
+            "PUSH_DEMO_FORCE=1 if this is meant"
+        )
     if not config["PUSH_DEMO"]:
         secret = config["PUSH_JWT_SECRET"]
         if not secret:
