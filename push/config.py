@@ -69,8 +69,8 @@ DEFAULT_TICKET_TTL_S = 30
 #: Twenty tabs of one user is generous; more is a bug or an abuse.
 DEFAULT_MAX_CONNECTIONS_PER_USER = 20
 #: How long a user's revocation refuses the tokens issued before it. It must be at least as
-#: long as the longest-lived token accepted, or such a token works again once it is
-#: forgotten; 30 days is longer than sites let a session token live.
+#: long as the longest-lived token accepted (PUSH_JWT_MAX_AGE_S), or such a token works
+#: again once it is forgotten; 30 days is longer than sites let a session token live.
 DEFAULT_REVOCATION_TTL_S = 30 * 24 * 3600
 #: Publish API calls per second per API key; 0 turns the limit off.
 DEFAULT_API_RATE = 0

@@ -113,14 +113,14 @@ def verify_token(token: str, settings: TokenSettings) -> Identity:
                     detail = f"the token lacks the {error.claim!r} claim"
                 raise TokenRejected(code, detail) from None
         raise  # pragma: no cover - _FAILURES ends with the base class
-    try:
-        user_id = validate_user_id(claims["sub"])
-    except InvalidUserId as error:
-        raise TokenRejected("bad_sub", f"the token's sub is not a user id: {error}") from None
     if not settings.audience_required and not _names_us(claims.get("aud"), settings.audience):
         raise TokenRejected(
             "wrong_audience", f"the token's aud does not name this service ({settings.audience!r})"
         )
+    try:
+        user_id = validate_user_id(claims["sub"])
+    except InvalidUserId as error:
+        raise TokenRejected("bad_sub", f"the token's sub is not a user id: {error}") from None
     issued_at = claims.get("iat")
     _check_lifetime(claims, settings, time.time())
     return Identity(
