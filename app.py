@@ -2,7 +2,8 @@
 
 Patches the standard library for gevent before anything else is imported,
 starts a private Redis under ./var/ unless REDIS_URL is set, turns demo mode
-on, and serves the app on http://127.0.0.1:8000 with gevent's WSGI server.
+on, and serves the app on http://127.0.0.1:8000 with gevent's WSGI server: on
+loopback only, since demo mode lets anyone read any user's stream.
 Production runs the same app under gunicorn: `gunicorn -c gunicorn.conf.py wsgi:app`.
 """
 

@@ -4,12 +4,15 @@ Command-line flags win over this file (`-b 0.0.0.0:9000`, `-w 4`). The
 service's own settings come from the environment; see the README's table.
 """
 
+import ipaddress
 import logging
 import multiprocessing
 import os
 import re
 import shutil
 import signal
+import socket
+import sys
 import tempfile
 from urllib.parse import unquote_plus
 
@@ -65,6 +68,7 @@ _created_metrics_dir = []
 
 def on_starting(server):
     """Give the workers a fresh directory for their metrics (never inside the checkout)."""
+    refuse_demo_mode_on_a_public_bind(server)
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="push-metrics-")
         _created_metrics_dir.append(os.environ["PROMETHEUS_MULTIPROC_DIR"])
@@ -74,6 +78,55 @@ def when_ready(server):
     """Said once, by the master, rather than once per worker."""
     if not os.environ.get("PUSH_API_KEY", "").strip():
         server.log.info("publish API is off (/api answers 404): set PUSH_API_KEY to turn it on")
+
+
+def _flag_from_env(name: str) -> bool:
+    """The same words push/config.py accepts as on; anything else is off here (a wrong
+    value is refused, with its name, when the app loads)."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _is_loopback(address) -> bool:
+    """Whether a parsed bind address (gunicorn's cfg.address) is reachable from this host
+    only: a loopback address, a name that resolves to loopback alone, or a unix socket."""
+    if isinstance(address, str):  # unix:/path
+        return True
+    if not isinstance(address, tuple):  # fd://N: a socket someone else opened
+        return False
+    host = address[0]
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    if not host:  # ":8000": every interface
+        return False
+    try:
+        found = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return all(ipaddress.ip_address(info[4][0]).is_loopback for info in found)
+
+
+def refuse_demo_mode_on_a_public_bind(server):
+    """Demo mode streams to anyone who names a user (?user_id=) and sends to any mailbox
+    (/demo/send): refuse it on an address other hosts can reach, unless PUSH_DEMO_FORCE
+    says that is meant. Checked here, before listening, because only gunicorn knows where
+    it binds (-b or PUSH_BIND)."""
+    if not _flag_from_env("PUSH_DEMO") or _flag_from_env("PUSH_DEMO_FORCE"):
+        return
+    public = [
+        bind
+        for bind, address in zip(server.cfg.bind, server.cfg.address, strict=True)
+        if not _is_loopback(address)
+    ]
+    if public:
+        server.log.error(
+            "refusing demo mode (PUSH_DEMO=1) on %s, reachable from other hosts: anyone could "
+            "read any user's stream by ?user_id= and send with /demo/send. Bind to 127.0.0.1, "
+            "turn PUSH_DEMO off, or set PUSH_DEMO_FORCE=1 if this is meant",
+            ", ".join(public),
+        )
+        sys.exit(1)
 
 
 def post_worker_init(worker):

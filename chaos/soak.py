@@ -3,11 +3,13 @@
     .venv/bin/python chaos/soak.py                                # the real thing
     .venv/bin/python chaos/soak.py --minutes 2 --sample-s 10 --connections 500 --out-dir /tmp/s
 
-Every `--sample-s` seconds (a minute by default) it writes one row per worker to
-soak.csv: RSS, open descriptors, live greenlets, connections, plus Redis's clients and
-memory; then plots them to soak.png. It fails (exit 1) if any of RSS, descriptors,
-greenlets per worker or Redis clients grew by more than 5 % over the last 20 minutes
-(the last two thirds of a shorter run), or if a client missed a message.
+Every `--sample-s` seconds (a minute by default) it appends one row per worker to
+soak.csv, flushed at once so that a crash keeps every sample taken: RSS, open
+descriptors, live greenlets, connections, plus Redis's clients and memory; at the end
+it plots them to soak.png (when matplotlib, chaos/requirements.txt, is installed). It
+fails (exit 1) if any of RSS, descriptors, greenlets per worker or Redis clients grew
+by more than 5 % over the last 20 minutes (the last two thirds of a shorter run), or if
+a client missed a message.
 """
 
 from __future__ import annotations
@@ -188,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="push-soak-"))
     redis_server = start_redis(workdir / "redis", "everysec")
     service = load = producer = None
-    rows: list[dict] = []
+    samples = Samples(args.out_dir / "soak.csv")
     try:
         settings = dict(SERVICE_SETTINGS, PUSH_HEARTBEAT_S="5", PUSH_WS_PING_S="10")
         settings["PUSH_WORKER_CONNECTIONS"] = "20000"
@@ -208,14 +210,14 @@ def run(args: argparse.Namespace) -> int:
         for k in range(int(duration_s // args.sample_s) + 1):
             moment = t0 + k * args.sample_s
             time.sleep(max(0.0, moment - time.time()))  # pacing: one sample a period
-            rows += sample(service, redis_server.url, redis_server.port, time.time() - t0)
-            print(f"minute {(time.time() - t0) / 60:.1f}: {rows[-1]}", flush=True)
+            samples.add(sample(service, redis_server.url, redis_server.port, time.time() - t0))
+            print(f"minute {(time.time() - t0) / 60:.1f}: {samples.rows[-1]}", flush=True)
         producer.join(timeout=120)
         outcome = load.ask(("finish", producer.result.expected_per_user(plan.users), 120), 300)
-        kept, _ = persisted(redis_server.url, plan.users)
+        kept, queued = persisted(redis_server.url, plan.users)
         config = ChaosConfig(name="soak", fsync="everysec")
         delivery = analyse(
-            outcome["records"], producer.result, plan.users, kept, ChaosResult(config)
+            outcome["records"], producer.result, plan.users, kept, queued, ChaosResult(config)
         )
     finally:
         if producer is not None:
@@ -226,7 +228,8 @@ def run(args: argparse.Namespace) -> int:
         if service is not None:
             service.stop()
         redis_server.stop()
-    return report(rows, delivery, duration_s, args.out_dir)
+        samples.close()
+    return report(samples.rows, delivery, duration_s, args.out_dir)
 
 
 def _connected(load: LoadProcess, total: int):
@@ -234,12 +237,33 @@ def _connected(load: LoadProcess, total: int):
     return status["connected"] >= total, status
 
 
+class Samples:
+    """soak.csv, written as the run goes: the header at once, each sample's rows appended
+    and flushed, so a run that dies keeps every sample it took."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: list[dict] = []
+        self.file = open(path, "w", newline="")  # noqa: SIM115 - open for the whole run
+        self.writer = csv.DictWriter(self.file, FIELDS)
+        self.writer.writeheader()
+        self.file.flush()
+
+    def add(self, rows: list[dict]) -> None:
+        self.rows += rows
+        self.writer.writerows(rows)
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
 def report(rows: list[dict], delivery: dict, duration_s: float, out_dir: Path) -> int:
-    with open(out_dir / "soak.csv", "w", newline="") as out:
-        writer = csv.DictWriter(out, FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    plot(rows, out_dir / "soak.png")
+    try:
+        plot(rows, out_dir / "soak.png")
+        plotted = f" and {out_dir / 'soak.png'}"
+    except ImportError:
+        plotted = " (no soak.png: pip install -r chaos/requirements.txt for matplotlib)"
     grown = growth(rows, duration_s)
     too_much = {name: round(g, 3) for name, g in grown.items() if g > MAX_GROWTH}
     print(f"growth over the window: { {k: round(v, 3) for k, v in grown.items()} }")
@@ -247,7 +271,7 @@ def report(rows: list[dict], delivery: dict, duration_s: float, out_dir: Path) -
         f"lost {delivery['lost']}, reordered {delivery['reordered']}, reconnects "
         f"{delivery['reconnects']}, latency {delivery['latency_ms']}"
     )
-    print(f"written {out_dir / 'soak.csv'} and {out_dir / 'soak.png'}")
+    print(f"written {out_dir / 'soak.csv'}{plotted}")
     if too_much or delivery["lost"] or delivery["reordered"]:
         print(f"FAIL: grew more than {MAX_GROWTH:.0%}: {too_much or 'nothing'}")
         return 1

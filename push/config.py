@@ -73,6 +73,13 @@ MIN_JWT_SECRET_BYTES = 32
 MIN_API_KEY_CHARS = 16
 #: Clock skew tolerated between the token's issuer and this service.
 DEFAULT_JWT_LEEWAY_S = 5
+#: This service's name in a token's `aud` while PUSH_JWT_AUDIENCE is unset: a token minted
+#: for another service (another `aud`) never opens a stream here.
+IMPLICIT_JWT_AUDIENCE = "push"
+#: The longest life a token may be minted with. A day: a token minted at sign-in lasts a
+#: working day, pages fetch fresh ones anyway (push.js getToken, in-band refresh), and a
+#: stolen token is worth a day at most, not the years its issuer may have written.
+DEFAULT_JWT_MAX_AGE_S = 24 * 3600
 #: Where a page keeps its token for EventSource, which cannot set headers (HttpOnly).
 DEFAULT_TOKEN_COOKIE = "push_token"
 #: A ticket only has to survive the page's next request.
@@ -80,8 +87,8 @@ DEFAULT_TICKET_TTL_S = 30
 #: Twenty tabs of one user is generous; more is a bug or an abuse.
 DEFAULT_MAX_CONNECTIONS_PER_USER = 20
 #: How long a user's revocation refuses the tokens issued before it. It must be at least as
-#: long as the longest-lived token accepted, or such a token works again once it is
-#: forgotten; 30 days is longer than sites let a session token live.
+#: long as the longest-lived token accepted (PUSH_JWT_MAX_AGE_S), or such a token works
+#: again once it is forgotten; 30 days is longer than sites let a session token live.
 DEFAULT_REVOCATION_TTL_S = 30 * 24 * 3600
 #: Publish API calls per second per API key; 0 turns the limit off.
 DEFAULT_API_RATE = 0
@@ -195,6 +202,7 @@ SETTINGS: dict[str, tuple[str, Callable[[str, str], Any], Any]] = {
     "REDIS_URL": ("REDIS_URL", _redis_url, DEFAULT_REDIS_URL),
     "PUSH_REDIS_CLUSTER": ("PUSH_REDIS_CLUSTER", _boolean, False),
     "PUSH_DEMO": ("PUSH_DEMO", _boolean, False),
+    "PUSH_DEMO_FORCE": ("PUSH_DEMO_FORCE", _boolean, False),
     "PUSH_MAILBOX_KEY": ("PUSH_MAILBOX_KEY", _mailbox_template, DEFAULT_MAILBOX_KEY),
     "PUSH_HEARTBEAT_S": ("PUSH_HEARTBEAT_S", _number(float, 0.05, 3600), DEFAULT_HEARTBEAT_S),
     "PUSH_HISTORY_MAX": ("PUSH_HISTORY_MAX", _number(int, 10, 10_000_000), DEFAULT_HISTORY_MAX),
@@ -249,6 +257,11 @@ SETTINGS: dict[str, tuple[str, Callable[[str, str], Any], Any]] = {
     "PUSH_JWT_AUDIENCE": ("PUSH_JWT_AUDIENCE", _optional_text, None),
     "PUSH_JWT_ISSUER": ("PUSH_JWT_ISSUER", _optional_text, None),
     "PUSH_JWT_LEEWAY_S": ("PUSH_JWT_LEEWAY_S", _number(int, 0, 300), DEFAULT_JWT_LEEWAY_S),
+    "PUSH_JWT_MAX_AGE_S": (
+        "PUSH_JWT_MAX_AGE_S",
+        _number(int, 60, 366 * 86400),
+        DEFAULT_JWT_MAX_AGE_S,
+    ),
     "PUSH_TOKEN_COOKIE": ("PUSH_TOKEN_COOKIE", _text, DEFAULT_TOKEN_COOKIE),
     "PUSH_TICKET_TTL_S": ("PUSH_TICKET_TTL_S", _number(int, 1, 3600), DEFAULT_TICKET_TTL_S),
     "PUSH_ALLOWED_ORIGINS": ("PUSH_ALLOWED_ORIGINS", _origins, ()),
@@ -303,6 +316,12 @@ def check_consistency(config: Mapping[str, Any]) -> None:
         parse = SETTINGS[variable][1]
         parse(variable, config[variable])
     _check_redis_mode(config["REDIS_URL"], config["PUSH_REDIS_CLUSTER"])
+    if config["PUSH_DEMO"] and config["PUSH_JWT_SECRET"] and not config["PUSH_DEMO_FORCE"]:
+        raise ConfigError(
+            "PUSH_DEMO=1 with PUSH_JWT_SECRET set: demo mode streams to anyone by ?user_id=, "
+            "so the secret would protect nothing; unset one of them, or set "
+            "PUSH_DEMO_FORCE=1 if this is meant"
+        )
     if not config["PUSH_DEMO"]:
         secret = config["PUSH_JWT_SECRET"]
         if not secret:

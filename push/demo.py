@@ -1,8 +1,17 @@
-"""The demo page and its send box; both exist only in demo mode (PUSH_DEMO=1)."""
+"""The demo page and its send box; both exist only in demo mode (PUSH_DEMO=1).
+
+Demo mode is for a developer's machine: streams by a bare ?user_id=, an open send box,
+any origin allowed. An app built with it says so in a warning; gunicorn refuses it on an
+address other hosts can reach (gunicorn.conf.py), and the settings refuse it beside a
+JWT secret, unless PUSH_DEMO_FORCE=1.
+"""
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, abort, current_app, render_template, request
+from flask.blueprints import BlueprintSetupState
 
 from push.errors import Refusal
 from push.identity import checked_user_id
@@ -11,6 +20,23 @@ from push.redis_clients import REDIS_UNAVAILABLE
 from push.store import Store
 
 bp = Blueprint("demo", __name__)
+log = logging.getLogger("push.demo")
+
+
+@bp.record_once
+def warn_when_on(state: BlueprintSetupState) -> None:
+    """Every app built in demo mode says so, whatever server runs it."""
+    config = state.app.config
+    if not config["PUSH_DEMO"]:
+        return
+    from push import init_logging  # the package is loaded by now: it is building the app
+
+    init_logging(config["PUSH_LOG_FORMAT"])
+    log.warning(
+        "demo mode is on (PUSH_DEMO=1%s): anyone who can reach this service can read any "
+        "user's stream by ?user_id= and send to any user with /demo/send; never in production",
+        ", forced by PUSH_DEMO_FORCE=1" if config["PUSH_DEMO_FORCE"] else "",
+    )
 
 
 @bp.before_request

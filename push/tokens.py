@@ -5,16 +5,26 @@ configured in PUSH_JWT_ALGORITHMS are accepted, all keyed by PUSH_JWT_SECRET:
 `alg: none` and RSA/HMAC confusion are refused by PyJWT's allow-list. Each
 failure names the check that failed, so an integrator can tell an expired
 token from a wrong secret.
+
+A token is tied to this service and to a bounded life. Its `aud`, when present,
+must name this service (PUSH_JWT_AUDIENCE, else `push`); a list of audiences
+passes when it holds ours; a token without `aud` passes only while
+PUSH_JWT_AUDIENCE is unset. A token with more than PUSH_JWT_MAX_AGE_S left to
+live is refused, not cut short: a stolen ten-year token is then worth nothing
+(rather than a day per reconnection, forever), and a backend minting such tokens
+finds out on its first one.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
+from push.config import IMPLICIT_JWT_AUDIENCE
 from push.keys import InvalidUserId, validate_user_id
 
 
@@ -44,9 +54,14 @@ class TokenRejected(Exception):
 class TokenSettings:
     secret: str
     algorithms: tuple[str, ...]
-    audience: str | None
+    #: This service's name in `aud`: PUSH_JWT_AUDIENCE, else IMPLICIT_JWT_AUDIENCE.
+    audience: str
+    #: Whether a token must carry `aud` (only when PUSH_JWT_AUDIENCE is set).
+    audience_required: bool
     issuer: str | None
     leeway_s: int
+    #: The longest life a token may be minted with (PUSH_JWT_MAX_AGE_S).
+    max_age_s: int
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TokenSettings | None:
@@ -56,9 +71,11 @@ class TokenSettings:
         return cls(
             secret=config["PUSH_JWT_SECRET"],
             algorithms=tuple(config["PUSH_JWT_ALGORITHMS"]),
-            audience=config["PUSH_JWT_AUDIENCE"],
+            audience=config["PUSH_JWT_AUDIENCE"] or IMPLICIT_JWT_AUDIENCE,
+            audience_required=config["PUSH_JWT_AUDIENCE"] is not None,
             issuer=config["PUSH_JWT_ISSUER"],
             leeway_s=config["PUSH_JWT_LEEWAY_S"],
+            max_age_s=config["PUSH_JWT_MAX_AGE_S"],
         )
 
 
@@ -84,10 +101,10 @@ def verify_token(token: str, settings: TokenSettings) -> Identity:
             token,
             settings.secret,
             algorithms=list(settings.algorithms),
-            audience=settings.audience,
+            audience=settings.audience if settings.audience_required else None,
             issuer=settings.issuer,
             leeway=settings.leeway_s,
-            options={"require": ["exp", "sub"], "verify_aud": settings.audience is not None},
+            options={"require": ["exp", "sub"], "verify_aud": settings.audience_required},
         )
     except jwt.InvalidTokenError as error:
         for kind, code, detail in _FAILURES:
@@ -96,13 +113,41 @@ def verify_token(token: str, settings: TokenSettings) -> Identity:
                     detail = f"the token lacks the {error.claim!r} claim"
                 raise TokenRejected(code, detail) from None
         raise  # pragma: no cover - _FAILURES ends with the base class
+    if not settings.audience_required and not _names_us(claims.get("aud"), settings.audience):
+        raise TokenRejected(
+            "wrong_audience", f"the token's aud does not name this service ({settings.audience!r})"
+        )
     try:
         user_id = validate_user_id(claims["sub"])
     except InvalidUserId as error:
         raise TokenRejected("bad_sub", f"the token's sub is not a user id: {error}") from None
     issued_at = claims.get("iat")
+    _check_lifetime(claims, settings, time.time())
     return Identity(
         user_id,
         expires_at=float(claims["exp"]),
         issued_at=float(issued_at) if isinstance(issued_at, int | float) else 0.0,
     )
+
+
+def _names_us(aud: object, ours: str) -> bool:
+    """An absent `aud` (PUSH_JWT_AUDIENCE unset), ours, or a list of audiences holding ours."""
+    if aud is None:
+        return True
+    if isinstance(aud, str):
+        return aud == ours
+    return isinstance(aud, list) and ours in aud
+
+
+def _check_lifetime(claims: Mapping[str, Any], settings: TokenSettings, now: float) -> None:
+    """Refuse a token with more than max_age_s left to live (and the clock skew allowed).
+
+    What is left, not exp - iat: that is what a stolen token is worth, and a token that
+    lived long but ends soon is worth no more than a fresh short one."""
+    left = float(claims["exp"]) - now
+    if left > settings.max_age_s + settings.leeway_s:
+        raise TokenRejected(
+            "token_lifetime_too_long",
+            f"the token has {left:.0f} s left to live, more than PUSH_JWT_MAX_AGE_S "
+            f"({settings.max_age_s} s): mint shorter-lived tokens",
+        )
