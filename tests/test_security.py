@@ -739,3 +739,38 @@ def test_a_browser_event_source_opens_with_a_ticket(url, r, page):
     event_id, data = page.evaluate("window.received[0]")
     assert data == "to the browser"
     assert re.fullmatch(r"\d+-\d+", event_id)
+
+
+@pytest.mark.browser
+def test_a_browser_streams_with_its_cookie_from_its_own_origin_only(url, r, page):
+    """What Chromium really sends: a same-origin EventSource carries the cookie with
+    `Sec-Fetch-Site: same-origin` and no Origin (it passes); a page of another site that
+    navigates to /stream makes the browser attach the cookie with `cross-site` (refused)."""
+    own = urlsplit(url)
+    page.context.add_cookies(
+        [{"name": "push_token", "value": mint("cookie-browser"), "url": url, "sameSite": "Lax"}]
+    )
+    page.goto(url + "/static/demo.css")
+    with page.expect_request(lambda request: "/stream" in request.url) as opened:
+        page.evaluate(
+            """() => new Promise((resolve, reject) => {
+                window.received = [];
+                const source = new EventSource("/stream");
+                source.onmessage = (event) => window.received.push(event.data);
+                source.onopen = resolve;
+                source.onerror = () => reject(new Error("EventSource failed"));
+            })"""
+        )
+    sent = opened.value.all_headers()
+    assert sent.get("sec-fetch-site") == "same-origin" and "origin" not in sent
+    r.lpush("user_cookie-browser_messages", "by cookie")
+    page.wait_for_function("window.received.length === 1")
+    assert page.evaluate("window.received[0]") == "by cookie"
+    # Another site: localhost is not 127.0.0.1 to a browser.
+    page.goto(f"http://localhost:{own.port}/static/demo.css")
+    with page.expect_response(lambda response: "/stream" in response.url) as answer:
+        page.evaluate(f"location.href = 'http://127.0.0.1:{own.port}/stream'")
+    response = answer.value
+    assert response.request.all_headers().get("sec-fetch-site") == "cross-site"
+    assert response.status == 403
+    assert response.json()["error"] == "origin_not_allowed"
