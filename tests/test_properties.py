@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -9,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sseclient import SSEClient
 
+from push.bodies import message_body_limit
+from push.config import DEFAULT_MAX_MESSAGE_BYTES
 from push.errors import Refusal
 from push.keys import InvalidUserId, history_key, parse_event_id, user_keys, validate_user_id
 from push.origins import DEFAULT_PORTS, foreign_origin, same_origin
@@ -103,4 +106,16 @@ def test_a_cookie_of_the_own_origin_or_an_older_client_passes(fetch_site):
     assert (
         foreign_origin(None, "https", "push.example", (), fetch_site=fetch_site, by_cookie=True)
         is None
+    )
+
+
+@given(st.text(min_size=1, max_size=4), st.booleans())
+def test_every_message_the_api_takes_fits_in_its_body_limit(unit, ascii_only):
+    """A publish of the largest message, of any characters, to the most users, with JSON's
+    widest escapes (`\\u0001` for one byte), is within the body limit."""
+    width = len(unit.encode("utf-8", "surrogatepass"))
+    data = unit * (DEFAULT_MAX_MESSAGE_BYTES // width)
+    body = json.dumps({"user_ids": ["u" * 64] * 1000, "data": data}, ensure_ascii=ascii_only)
+    assert len(body.encode("utf-8", "surrogatepass")) <= message_body_limit(
+        DEFAULT_MAX_MESSAGE_BYTES
     )
