@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from servers import Gunicorn, service_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from push import create_app
 from push.keys import user_keys
 from push.redis_server import RedisServer
 from push.tickets import ticket_key
@@ -432,6 +433,24 @@ BAD_ORIGINS = [
         "origin_not_allowed",
     ),
 ]
+
+
+@pytest.mark.parametrize(
+    ("origin", "status"), [("https://push.example.com", 200), ("http://push.example.com", 403)]
+)
+def test_behind_a_trusted_proxy_the_own_origin_has_the_forwarded_scheme(
+    redis_server, origin, status
+):
+    """The page is https://push.example.com; nginx speaks http to the service and says
+    so in X-Forwarded-Proto. The http:// origin of the same host is another origin."""
+    app = create_app({"PUSH_DEMO": True, "REDIS_URL": redis_server.url, "PUSH_TRUSTED_PROXIES": 1})
+    headers = {
+        "Origin": origin,
+        "X-Forwarded-Host": "push.example.com",
+        "X-Forwarded-Proto": "https",
+    }
+    answer = app.test_client().post("/ticket?user_id=42", headers=headers)
+    assert answer.status_code == status
 
 
 def _fill(headers, base_url):
