@@ -8,6 +8,7 @@ Transfer-Encoding) has it read here, in `before_request`, under two bounds:
   passes it: 413 `body_too_large`. The views then parse the body read here.
 - time: PUSH_BODY_TIMEOUT_S for the whole body, however it trickles in: 408
   `body_timeout`.
+- length: a body that ends before its Content-Length: 400 `body_incomplete`.
 
 After either refusal the rest of the body is never read: the connection closes
 after the answer, instead of gunicorn draining it for the next request.
@@ -88,10 +89,15 @@ def read_body() -> None:
         ) from None
     except ClientDisconnected:
         close_after_answer(request)
-        raise Refusal(400, "body_incomplete", "the body ended before its length") from None
+        raise Refusal(
+            400, "body_incomplete", "the connection broke while the body was read"
+        ) from None
     if len(body) > limit:
         close_after_answer(request)
         raise too_large
+    if request.content_length is not None and len(body) < request.content_length:
+        close_after_answer(request)
+        raise Refusal(400, "body_incomplete", "the body ended before its Content-Length")
 
 
 def init_app(app: Flask) -> None:

@@ -546,7 +546,7 @@ def _feed(feed, sock, stop):
 
 def _closed(sock):
     try:
-        return select.select([sock], [], [], 3)[0] and sock.recv(1) == b""
+        return bool(select.select([sock], [], [], 3)[0]) and sock.recv(1) == b""
     except OSError:
         return True
 
@@ -588,6 +588,12 @@ def endless(sent):
     return feed
 
 
+def truncated(sock, stop):
+    """A feeder whose body ends (the client shuts its side) before its Content-Length."""
+    sock.sendall(b" " * 10)
+    sock.shutdown(socket.SHUT_WR)
+
+
 def bearer(user="body-user"):
     return {"Authorization": f"Bearer {mint(user)}", "Content-Type": "application/json"}
 
@@ -621,6 +627,14 @@ BAD_BODIES = [
         )
         for path in ("/ack", "/ticket")
     ],
+    (
+        "/ack ending before its length",
+        "/ack",
+        {**bearer(), "Content-Length": "100"},
+        truncated,
+        400,
+        "body_incomplete",
+    ),
     (
         "/ack declaring 150 MB",
         "/ack",
@@ -704,6 +718,10 @@ def test_a_huge_body_is_refused_unread_and_no_worker_grows(url, secure):
 def test_a_body_within_the_limits_still_works(url, r):
     status, body, _, _ = exchange(url, "/ack", bearer(), b'{"id": "1-0"}')
     assert status == 200 and "acknowledged" in body
+    at_the_limit = b'{"id": "1-0"}'.ljust(4096)
+    assert exchange(url, "/ack", bearer(), at_the_limit)[0] == 200
+    status, body, _, _ = exchange(url, "/ack", bearer(), at_the_limit + b" ")
+    assert (status, body["error"]) == (413, "body_too_large")
     publish = json.dumps({"user_id": "roomy", "data": "x" * 65536}).encode()
     status, body, _, _ = exchange(url, "/api/publish", API, publish)
     assert (status, body["queued"]) == (202, 1)
