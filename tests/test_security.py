@@ -476,13 +476,24 @@ def test_a_foreign_page_is_refused_on_both_transports(url, params, headers, stat
 @pytest.mark.parametrize(
     ("params", "headers"),
     [
-        ({}, {"Cookie": cookie(), "Sec-Fetch-Site": "same-origin"}),
-        ({}, {"Cookie": cookie(), "Sec-Fetch-Site": "none"}),
-        ({}, {"Cookie": cookie()}),
-        ({}, {"Cookie": cookie(), "Sec-Fetch-Site": "same-site", "Origin": ALLOWED_ORIGIN}),
-        ({}, {"Cookie": cookie(), "Sec-Fetch-Site": "same-origin", "Origin": "http://{own}"}),
-        ({"token": mint()}, {"Sec-Fetch-Site": "cross-site"}),
-        ({}, {"Authorization": f"Bearer {mint()}", "Sec-Fetch-Site": "cross-site"}),
+        # A user a row, so that no row waits for another's connections to be released.
+        ({}, {"Cookie": cookie("passer1"), "Sec-Fetch-Site": "same-origin"}),
+        ({}, {"Cookie": cookie("passer2"), "Sec-Fetch-Site": "none"}),
+        ({}, {"Cookie": cookie("passer3")}),
+        (
+            {},
+            {"Cookie": cookie("passer4"), "Sec-Fetch-Site": "same-site", "Origin": ALLOWED_ORIGIN},
+        ),
+        (
+            {},
+            {
+                "Cookie": cookie("passer5"),
+                "Sec-Fetch-Site": "same-origin",
+                "Origin": "http://{own}",
+            },
+        ),
+        ({"token": mint("passer6")}, {"Sec-Fetch-Site": "cross-site"}),
+        ({}, {"Authorization": f"Bearer {mint('passer7')}", "Sec-Fetch-Site": "cross-site"}),
     ],
     ids=[
         "cookie same-origin (EventSource sends no Origin)",
