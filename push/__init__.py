@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from push import api, auth, cli, demo, errors, health, receipts, stream, ws
+from push import api, auth, bodies, cli, demo, errors, health, receipts, stream, ws
 from push.config import DeliverySettings, check_consistency, parse_environ
 from push.hub import Hub
 from push.presence import Presence
@@ -87,6 +87,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         )
 
     errors.init_app(app)
+    bodies.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)

@@ -69,7 +69,9 @@ def admit(request: Request) -> Admission:
     config = current_app.config
     if current_app.extensions["push.hub"].draining:
         raise Unavailable("this worker is shutting down")
-    g.cors_origin = cross_origin(request, config["PUSH_ALLOWED_ORIGINS"])
+    g.cors_origin = cross_origin(
+        request, config["PUSH_ALLOWED_ORIGINS"], config["PUSH_TOKEN_COOKIE"]
+    )
     cursor = requested_cursor(request)
     presence: Presence = current_app.extensions["push.presence"]
     try:

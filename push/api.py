@@ -37,8 +37,6 @@ PUBLISH_ERROR_STATUS = {
     "idempotency_quota": 429,
     "invalid_reason": 422,
 }
-#: Bytes of a publish body beyond its message: room for 1000 ids and the JSON around them.
-BODY_OVERHEAD_BYTES = MAX_USERS_PER_CALL * 80 + 4096
 
 
 def _redis_unavailable() -> Refusal:
@@ -96,10 +94,8 @@ def openapi() -> Response:
 
 
 def _publish_request() -> tuple[list[str], object]:
-    """(user ids, data) from the body, or a refusal naming what is wrong with it."""
-    limit = current_app.config["PUSH_MAX_MESSAGE_BYTES"] * 6 + BODY_OVERHEAD_BYTES
-    if request.content_length is not None and request.content_length > limit:
-        raise Refusal(413, "too_large", f"the body is larger than {limit} bytes")
+    """(user ids, data) from the body, or a refusal naming what is wrong with it. The body
+    was read within its bounds (push/bodies.py: 413 body_too_large, 408 body_timeout)."""
     if not request.is_json:
         raise Refusal(415, "unsupported_media_type", "send Content-Type: application/json")
     body = request.get_json(silent=True)

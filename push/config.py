@@ -99,6 +99,11 @@ DEFAULT_RECONNECT_SPREAD_S = 5.0
 #: connections stop counting within this many seconds.
 DEFAULT_PRESENCE_LEASE_S = 60
 
+#: Seconds a request body may take to arrive. The largest body taken (a publish of about
+#: 6 x PUSH_MAX_MESSAGE_BYTES, 480 KB by default) crosses a 1 Mbit/s link in 4 s; a body
+#: trickled slower than that holds a connection for no one's benefit.
+DEFAULT_BODY_TIMEOUT_S = 10.0
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -236,6 +241,11 @@ SETTINGS: dict[str, tuple[str, Callable[[str, str], Any], Any]] = {
         "PUSH_IDEMPOTENCY_MAX",
         _number(int, 1, 100_000_000),
         DEFAULT_IDEMPOTENCY_MAX,
+    ),
+    "PUSH_BODY_TIMEOUT_S": (
+        "PUSH_BODY_TIMEOUT_S",
+        _number(float, 0.1, 600),
+        DEFAULT_BODY_TIMEOUT_S,
     ),
     "PUSH_OUTBOX_MAX": ("PUSH_OUTBOX_MAX", _number(int, 1, 1_000_000), DEFAULT_OUTBOX_MAX),
     "PUSH_RETRY_MS": ("PUSH_RETRY_MS", _number(int, 100, 3_600_000), DEFAULT_RETRY_MS),

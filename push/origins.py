@@ -1,10 +1,22 @@
 """Origin checks: a page on another site may not open a user's stream.
 
-Browsers send `Origin` with every WebSocket handshake and every cross-site
-EventSource. A request without one (curl, a backend) is not a browser page
-acting for someone else, and passes. A page from the service's own host
-passes. Any other origin must be listed in PUSH_ALLOWED_ORIGINS (`*` in demo
-mode only); the rest get 403, which stops cross-site WebSocket hijacking.
+Browsers send `Origin` with every WebSocket handshake and every cross-origin
+EventSource or POST. A page of the service's own origin (same scheme, host and
+port as the request, as werkzeug sees it: behind PUSH_TRUSTED_PROXIES that is
+the X-Forwarded-* of our proxies) passes. Any other origin must be listed in
+PUSH_ALLOWED_ORIGINS (`*` in demo mode only); the rest get 403, which stops
+cross-site WebSocket hijacking.
+
+A request without `Origin` (curl, a backend) is not a browser page acting for
+someone else, and passes, with one exception: a request that presents the
+token cookie. Browsers attach cookies, but no `Origin`, to a navigation, an
+`<img>` or an `<iframe>` made by a page of another site; they say so in
+`Sec-Fetch-Site`. A cookie request that has no `Origin` passes only when
+`Sec-Fetch-Site` is `same-origin` (a same-origin EventSource, which carries no
+`Origin`), `none` (the user opened the URL) or absent (curl, a backend, or a
+browser too old to send Sec-Fetch-*: refusing those would refuse that
+browser's same-origin EventSource). `cross-site` and `same-site` (a sibling
+subdomain) without an allowed `Origin` get 403.
 """
 
 from __future__ import annotations
@@ -16,19 +28,78 @@ from flask import Blueprint, Request, Response, current_app, g, request
 
 from push.errors import Refusal
 
+#: The port each scheme implies when an origin or a Host names none.
+DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Sec-Fetch-Site values of requests a page of another origin made: a cookie on one of
+#: them without an allowed Origin was attached by the browser, not sent by the user's page.
+FOREIGN_FETCH_SITES = frozenset({"cross-site", "same-site"})
 
-def cross_origin(request: Request, allowed: Iterable[str]) -> str | None:
-    """The allowed foreign origin to answer with CORS headers; None when same-site or none.
 
-    Raises a 403 refusal for an origin that is not allowed."""
-    origin = request.headers.get("Origin")
-    if origin is None:
+def origin_tuple(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an origin such as https://a.example:8443, with the port
+    its scheme implies when it names none; None for anything else (`null`, a bad port)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
         return None
-    if urlsplit(origin).netloc == request.host:
+    scheme, host = parts.scheme, parts.hostname
+    if scheme not in DEFAULT_PORTS or not host:
+        return None
+    return scheme, host, DEFAULT_PORTS[scheme] if port is None else port
+
+
+def same_origin(origin: str, scheme: str, host: str) -> bool:
+    """Whether `origin` is the origin of a request made with `scheme` to `host` (the Host
+    header, `name[:port]`): scheme, host and port must all match."""
+    ours = origin_tuple(f"{scheme}://{host}")
+    return ours is not None and origin_tuple(origin) == ours
+
+
+def foreign_origin(
+    origin: str | None,
+    scheme: str,
+    host: str,
+    allowed: Iterable[str],
+    *,
+    fetch_site: str | None = None,
+    by_cookie: bool = False,
+) -> str | None:
+    """The allowed foreign origin to answer with CORS headers; None when same-origin or
+    none. Raises a 403 refusal for an origin that is not allowed, and for a cookie
+    credential that a page of another site's browser attached (see the module's text)."""
+    if origin is None:
+        if by_cookie and (fetch_site or "").lower() in FOREIGN_FETCH_SITES:
+            raise Refusal(
+                403,
+                "origin_not_allowed",
+                f"a cookie from a {fetch_site} request without an allowed Origin "
+                "(a page of another site made it)",
+            )
+        return None
+    if same_origin(origin, scheme, host):
         return None
     if origin in allowed or "*" in allowed:
         return origin
     raise Refusal(403, "origin_not_allowed", f"origin {origin!r} is not in PUSH_ALLOWED_ORIGINS")
+
+
+def cross_origin(request: Request, allowed: Iterable[str], cookie: str | None = None) -> str | None:
+    """`foreign_origin` for a request; `cookie` names the token cookie, whose use (no
+    Authorization header, the cookie set) is held to Sec-Fetch-Site."""
+    by_cookie = (
+        cookie is not None
+        and "Authorization" not in request.headers
+        and bool(request.cookies.get(cookie))
+    )
+    return foreign_origin(
+        request.headers.get("Origin"),
+        request.scheme,
+        request.host,
+        allowed,
+        fetch_site=request.headers.get("Sec-Fetch-Site"),
+        by_cookie=by_cookie,
+    )
 
 
 def add_cors_headers(response: Response, origin: str | None) -> Response:
@@ -46,7 +117,10 @@ def cors_post_endpoint(bp: Blueprint, path: str) -> None:
 
     @bp.before_request
     def check_origin() -> None:
-        g.cors_origin = cross_origin(request, current_app.config["PUSH_ALLOWED_ORIGINS"])
+        config = current_app.config
+        g.cors_origin = cross_origin(
+            request, config["PUSH_ALLOWED_ORIGINS"], config["PUSH_TOKEN_COOKIE"]
+        )
 
     @bp.after_request
     def cors(response: Response) -> Response:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sseclient import SSEClient
 
+from push.bodies import message_body_limit
+from push.config import DEFAULT_MAX_MESSAGE_BYTES
 from push.errors import Refusal
 from push.keys import (
     MAX_EVENT_ID_PART,
@@ -20,6 +23,7 @@ from push.keys import (
     user_keys,
     validate_user_id,
 )
+from push.origins import DEFAULT_PORTS, foreign_origin, same_origin
 from push.receipts import ack_key
 from push.sse import encode_event
 from push.ws import Ack, Renewal, check_client_frame
@@ -130,3 +134,64 @@ def test_no_ack_body_raises_anything_but_a_400(body):
         assert (refusal.status, refusal.error) == (400, "invalid_ack")
         return
     assert max(key) <= MAX_EVENT_ID_PART
+
+
+SCHEMES = st.sampled_from(["http", "https"])
+HOSTS = st.sampled_from(["push.example", "PUSH.example", "app.example", "127.0.0.1", "[::1]"])
+PORTS = st.one_of(st.none(), st.sampled_from([80, 443, 8000, 8443]))
+
+
+def _netloc(host: str, port: int | None) -> str:
+    return host if port is None else f"{host}:{port}"
+
+
+def _origin(scheme: str, host: str, port: int | None) -> tuple[str, str, int]:
+    return scheme, host.lower(), DEFAULT_PORTS[scheme] if port is None else port
+
+
+@given(SCHEMES, HOSTS, PORTS, SCHEMES, HOSTS, PORTS, st.booleans())
+def test_an_origin_passes_unlisted_only_when_scheme_host_and_port_are_the_requests(
+    scheme, host, port, page_scheme, page_host, page_port, listed
+):
+    """Behind a proxy that ends TLS an https page and an http request share a host: only
+    the scheme tells them apart, and a foreign scheme is a foreign origin."""
+    origin = f"{page_scheme}://{_netloc(page_host, page_port)}"
+    allowed = (origin,) if listed else ()
+    same = _origin(scheme, host, port) == _origin(page_scheme, page_host, page_port)
+    assert same_origin(origin, scheme, _netloc(host, port)) == same
+    try:
+        answer = foreign_origin(origin, scheme, _netloc(host, port), allowed)
+    except Refusal as refusal:
+        assert (refusal.status, refusal.error) == (403, "origin_not_allowed")
+        assert not same and not listed
+    else:
+        assert answer == (None if same else origin)
+        assert same or listed
+
+
+@pytest.mark.parametrize("fetch_site", ["cross-site", "same-site", "Cross-Site"])
+def test_a_cookie_a_foreign_page_attached_without_origin_is_refused(fetch_site):
+    with pytest.raises(Refusal) as refused:
+        foreign_origin(None, "https", "push.example", (), fetch_site=fetch_site, by_cookie=True)
+    assert refused.value.error == "origin_not_allowed"
+    assert foreign_origin(None, "https", "push.example", (), fetch_site=fetch_site) is None
+
+
+@pytest.mark.parametrize("fetch_site", [None, "same-origin", "none"])
+def test_a_cookie_of_the_own_origin_or_an_older_client_passes(fetch_site):
+    assert (
+        foreign_origin(None, "https", "push.example", (), fetch_site=fetch_site, by_cookie=True)
+        is None
+    )
+
+
+@given(st.text(min_size=1, max_size=4), st.booleans())
+def test_every_message_the_api_takes_fits_in_its_body_limit(unit, ascii_only):
+    """A publish of the largest message, of any characters, to the most users, with JSON's
+    widest escapes (`\\u0001` for one byte), is within the body limit."""
+    width = len(unit.encode("utf-8", "surrogatepass"))
+    data = unit * (DEFAULT_MAX_MESSAGE_BYTES // width)
+    body = json.dumps({"user_ids": ["u" * 64] * 1000, "data": data}, ensure_ascii=ascii_only)
+    assert len(body.encode("utf-8", "surrogatepass")) <= message_body_limit(
+        DEFAULT_MAX_MESSAGE_BYTES
+    )

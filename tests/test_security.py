@@ -6,11 +6,18 @@ died and that no other user's mailbox or history moved.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import re
+import select
+import socket
+import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
@@ -28,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from servers import Gunicorn, service_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from push import create_app
 from push.config import DEAD_LETTER_MAX_BYTES
 from push.keys import user_keys
 from push.redis_server import RedisServer
@@ -40,6 +48,9 @@ AUDIENCE = "push-tests"
 ISSUER = "shop-backend"
 ALLOWED_ORIGIN = "https://app.example"
 LIMIT = 3
+API_KEY = "tests-only-api-key-0123456789"
+#: PUSH_BODY_TIMEOUT_S of the service under test: short, so a trickled body is cut quickly.
+BODY_TIMEOUT_S = 2
 
 
 def mint(sub: object = "alice", *, key: object = SECRET, algorithm: str = "HS256", **claims):
@@ -77,6 +88,8 @@ def secure(redis_server, tmp_path_factory):
         PUSH_MAX_MESSAGE_BYTES="65536",
         PUSH_TICKET_TTL_S="2",
         PUSH_HEARTBEAT_S="1",
+        PUSH_API_KEY=API_KEY,
+        PUSH_BODY_TIMEOUT_S=str(BODY_TIMEOUT_S),
     )
     log = tmp_path_factory.mktemp("secure") / "gunicorn.log"
     server = Gunicorn(log, env, extra_args=["--access-logfile", "-"]).start()
@@ -474,6 +487,369 @@ def test_no_token_or_ticket_reaches_the_logs(url, secure):
     assert "token=[redacted]" in log
 
 
+def own_origin(base_url, scheme="http", port=None):
+    """The origin of a page of the service's own host, with `scheme` and `port` changed."""
+    parts = urlsplit(base_url)
+    return f"{scheme}://{parts.hostname}:{parts.port if port is None else port}"
+
+
+def cookie(user="alice"):
+    return f"push_token={mint(user)}"
+
+
+#: (name, query, headers (`{own}`: the service's origin), status, error): Origin and
+#: Sec-Fetch-Site checks on both transports.
+BAD_ORIGINS = [
+    (
+        "cookie from a cross-site page without Origin",
+        {},
+        {"Cookie": cookie(), "Sec-Fetch-Site": "cross-site"},
+        403,
+        "origin_not_allowed",
+    ),
+    (
+        "cookie from a sibling site without Origin",
+        {},
+        {"Cookie": cookie(), "Sec-Fetch-Site": "same-site"},
+        403,
+        "origin_not_allowed",
+    ),
+    (
+        "cookie from a sibling site with a foreign Origin",
+        {},
+        {"Cookie": cookie(), "Sec-Fetch-Site": "same-site", "Origin": "https://evil.example"},
+        403,
+        "origin_not_allowed",
+    ),
+    (
+        "own host over https",
+        {"token": mint()},
+        {"Origin": "https://{own}"},
+        403,
+        "origin_not_allowed",
+    ),
+    (
+        "own host on another port",
+        {"token": mint()},
+        {"Origin": "http://{host}:1"},
+        403,
+        "origin_not_allowed",
+    ),
+    (
+        "own host with a userinfo trick",
+        {"token": mint()},
+        {"Origin": "http://{own}@evil.example"},
+        403,
+        "origin_not_allowed",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("origin", "status"), [("https://push.example.com", 200), ("http://push.example.com", 403)]
+)
+def test_behind_a_trusted_proxy_the_own_origin_has_the_forwarded_scheme(
+    redis_server, origin, status
+):
+    """The page is https://push.example.com; nginx speaks http to the service and says
+    so in X-Forwarded-Proto. The http:// origin of the same host is another origin."""
+    app = create_app({"PUSH_DEMO": True, "REDIS_URL": redis_server.url, "PUSH_TRUSTED_PROXIES": 1})
+    headers = {
+        "Origin": origin,
+        "X-Forwarded-Host": "push.example.com",
+        "X-Forwarded-Proto": "https",
+    }
+    answer = app.test_client().post("/ticket?user_id=42", headers=headers)
+    assert answer.status_code == status
+
+
+def _fill(headers, base_url):
+    parts = urlsplit(base_url)
+    return {
+        name: value.format(own=parts.netloc, host=parts.hostname) for name, value in headers.items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("params", "headers", "status", "error"),
+    [case[1:] for case in BAD_ORIGINS],
+    ids=[case[0] for case in BAD_ORIGINS],
+)
+def test_a_foreign_page_is_refused_on_both_transports(url, params, headers, status, error):
+    headers = _fill(headers, url)
+    got_status, body, _ = sse_answer(url, params, headers)
+    assert (got_status, body["error"]) == (status, error)
+    assert body["detail"]
+    assert ws_answer(url, params, headers) == (status, body)
+
+
+@pytest.mark.parametrize(
+    ("params", "headers"),
+    [
+        # A user a row, so that no row waits for another's connections to be released.
+        ({}, {"Cookie": cookie("passer1"), "Sec-Fetch-Site": "same-origin"}),
+        ({}, {"Cookie": cookie("passer2"), "Sec-Fetch-Site": "none"}),
+        ({}, {"Cookie": cookie("passer3")}),
+        (
+            {},
+            {"Cookie": cookie("passer4"), "Sec-Fetch-Site": "same-site", "Origin": ALLOWED_ORIGIN},
+        ),
+        (
+            {},
+            {
+                "Cookie": cookie("passer5"),
+                "Sec-Fetch-Site": "same-origin",
+                "Origin": "http://{own}",
+            },
+        ),
+        ({"token": mint("passer6")}, {"Sec-Fetch-Site": "cross-site"}),
+        ({}, {"Authorization": f"Bearer {mint('passer7')}", "Sec-Fetch-Site": "cross-site"}),
+    ],
+    ids=[
+        "cookie same-origin (EventSource sends no Origin)",
+        "cookie opened by the user",
+        "cookie without Sec-Fetch-Site (curl, older browsers)",
+        "cookie from an allowed sibling",
+        "cookie with the own origin",
+        "query token cross-site",
+        "bearer header cross-site",
+    ],
+)
+def test_a_page_of_an_allowed_origin_or_a_non_cookie_credential_passes(url, params, headers):
+    headers = _fill(headers, url)
+    assert sse_answer(url, params, headers)[0] == 200
+    assert ws_answer(url, params, headers) == (101, None)
+
+
+def test_cookie_requests_from_a_cross_site_page_get_no_ticket_and_no_ack(url):
+    headers = {"Cookie": cookie(), "Sec-Fetch-Site": "cross-site"}
+    status, body, _ = post_ticket(url, headers)
+    assert (status, body["error"]) == (403, "origin_not_allowed")
+    assert post_ticket(url, {"Cookie": cookie(), "Sec-Fetch-Site": "same-origin"})[0] == 200
+    status, body, *_ = exchange(url, "/ack", {**headers, "Content-Type": "application/json"})
+    assert (status, body["error"]) == (403, "origin_not_allowed")
+
+
+def exchange(base_url, path, headers, body=b"", feed=None, timeout=10.0):
+    """POST with a raw socket: `body` whole, or `feed(sock, stop)` pushing it from a thread
+    of its own while the answer is read. (status, JSON body, seconds to the answer, whether
+    the service closed the connection after answering)."""
+    parts = urlsplit(base_url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+    lines = [f"POST {path} HTTP/1.1", f"Host: {parts.netloc}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if feed is None:
+        lines.append(f"Content-Length: {len(body)}")
+    stop = threading.Event()
+    started = time.monotonic()
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+    feeder = threading.Thread(target=_feed, args=(feed, sock, stop), daemon=True)
+    if feed is not None:
+        feeder.start()
+    try:
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        elapsed = time.monotonic() - started
+        answer = json.loads(response.read())
+        closed = response.will_close or _closed(sock)
+        return response.status, answer, elapsed, closed
+    finally:
+        stop.set()
+        if feeder.is_alive():
+            feeder.join(timeout)
+        sock.close()
+
+
+def _feed(feed, sock, stop):
+    with contextlib.suppress(OSError):  # the service closed: what a refusal does
+        feed(sock, stop)
+
+
+def _closed(sock):
+    try:
+        return bool(select.select([sock], [], [], 3)[0]) and sock.recv(1) == b""
+    except OSError:
+        return True
+
+
+def chunked(chunks):
+    """A feeder sending `chunks` with chunked transfer encoding, then the last chunk."""
+
+    def feed(sock, stop):
+        for chunk in chunks:
+            if stop.is_set():
+                return
+            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        sock.sendall(b"0\r\n\r\n")
+
+    return feed
+
+
+def trickled(total, every_s=0.5):
+    """A feeder sending `total` bytes one at a time, `every_s` apart: a slow-body attack."""
+
+    def feed(sock, stop):
+        for _ in range(total):
+            sock.sendall(b" ")
+            if stop.wait(every_s):
+                return
+
+    return feed
+
+
+def endless(sent):
+    """A feeder pushing 64 KiB blocks until the service closes; `sent[0]` counts bytes."""
+
+    def feed(sock, stop):
+        block = b"x" * 65536
+        while not stop.is_set():
+            sock.sendall(block)
+            sent[0] += len(block)
+
+    return feed
+
+
+def truncated(sock, stop):
+    """A feeder whose body ends (the client shuts its side) before its Content-Length."""
+    sock.sendall(b" " * 10)
+    sock.shutdown(socket.SHUT_WR)
+
+
+def bearer(user="body-user"):
+    return {"Authorization": f"Bearer {mint(user)}", "Content-Type": "application/json"}
+
+
+API = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+#: A publish body past the API's limit (6 x 65536 + 84096 bytes) whose message is small.
+SPACIOUS_PUBLISH = b'{"user_id": "spacious", "data": "small"' + b" " * 600_000 + b"}"
+CHUNKED = {"Transfer-Encoding": "chunked"}
+
+#: (name, path, headers, feeder or None, status, error): bodies too large or too slow.
+BAD_BODIES = [
+    *[
+        (
+            f"{path} chunked past 4 KiB",
+            path,
+            {**bearer(), **CHUNKED},
+            chunked([b" " * 1024] * 8),
+            413,
+            "body_too_large",
+        )
+        for path in ("/ack", "/ticket")
+    ],
+    *[
+        (
+            f"{path} trickled at 2 bytes a second",
+            path,
+            {**bearer(), "Content-Length": "100"},
+            trickled(100),
+            408,
+            "body_timeout",
+        )
+        for path in ("/ack", "/ticket")
+    ],
+    (
+        "/ack ending before its length",
+        "/ack",
+        {**bearer(), "Content-Length": "100"},
+        truncated,
+        400,
+        "body_incomplete",
+    ),
+    (
+        "/ack declaring 150 MB",
+        "/ack",
+        {**bearer(), "Content-Length": str(150 * 2**20)},
+        None,
+        413,
+        "body_too_large",
+    ),
+    (
+        "publish chunked past the API's limit",
+        "/api/publish",
+        {**API, **CHUNKED},
+        chunked([SPACIOUS_PUBLISH[i : i + 16384] for i in range(0, len(SPACIOUS_PUBLISH), 16384)]),
+        413,
+        "body_too_large",
+    ),
+    (
+        "publish declaring 1 MB",
+        "/api/publish",
+        {**API, "Content-Length": str(2**20)},
+        None,
+        413,
+        "body_too_large",
+    ),
+    (
+        "publish trickled",
+        "/api/publish",
+        {**API, "Content-Length": "100"},
+        trickled(100),
+        408,
+        "body_timeout",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "feed", "status", "error"),
+    [case[1:] for case in BAD_BODIES],
+    ids=[case[0] for case in BAD_BODIES],
+)
+def test_a_body_too_large_or_too_slow_is_refused_and_the_connection_closed(
+    url, r, path, headers, feed, status, error
+):
+    if feed is None:  # a declared length: the head alone is refused, no byte read
+        feed = endless([0])
+    got_status, body, elapsed, closed = exchange(url, path, headers, feed=feed)
+    assert (got_status, body["error"]) == (status, error)
+    assert body["detail"]
+    assert closed, "the rest of the body would be read for nothing"
+    if status == 408:
+        assert BODY_TIMEOUT_S - 0.5 < elapsed < BODY_TIMEOUT_S + 3
+    else:
+        assert elapsed < 3
+    assert r.llen("user_spacious_messages") == 0  # a refused publish queued nothing
+    # The worker goes on answering.
+    assert post_ticket(url, {"Authorization": f"Bearer {mint()}"})[0] == 200
+
+
+def _worker_rss_kb(server):
+    total = 0
+    for pid in server.worker_pids():
+        status = Path(f"/proc/{pid}/status").read_text()
+        total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+    return total
+
+
+def test_a_huge_body_is_refused_unread_and_no_worker_grows(url, secure):
+    """A 150 MB body pushed as fast as the client can: 413 from its head, the connection
+    closed after it, so the worker reads (and holds) next to nothing of it."""
+    before = _worker_rss_kb(secure)
+    sent = [0]
+    headers = {**bearer(), "Content-Length": str(150 * 2**20)}
+    for _ in range(3):
+        status, body, elapsed, closed = exchange(url, "/ack", headers, feed=endless(sent))
+        assert (status, body["error"], closed) == (413, "body_too_large", True)
+        assert elapsed < 3
+    assert sent[0] < 3 * 30 * 2**20, "the service read the body it refused"
+    assert _worker_rss_kb(secure) - before < 20 * 1024
+
+
+def test_a_body_within_the_limits_still_works(url, r):
+    status, body, _, _ = exchange(url, "/ack", bearer(), b'{"id": "1-0"}')
+    assert status == 200 and "acknowledged" in body
+    at_the_limit = b'{"id": "1-0"}'.ljust(4096)
+    assert exchange(url, "/ack", bearer(), at_the_limit)[0] == 200
+    status, body, _, _ = exchange(url, "/ack", bearer(), at_the_limit + b" ")
+    assert (status, body["error"]) == (413, "body_too_large")
+    publish = json.dumps({"user_id": "roomy", "data": "x" * 65536}).encode()
+    status, body, _, _ = exchange(url, "/api/publish", API, publish)
+    assert (status, body["queued"]) == (202, 1)
+    assert r.llen("user_roomy_messages") == 1
+    r.delete("user_roomy_messages")
+
+
 def test_after_the_table_every_worker_answers_and_nobody_else_was_touched(url, r, bystander):
     keys, (mailbox, history) = bystander
     assert r.lrange(keys.mailbox, 0, -1) == [m.decode() for m in mailbox]
@@ -521,3 +897,38 @@ def test_a_browser_event_source_opens_with_a_ticket(url, r, page):
     event_id, data = page.evaluate("window.received[0]")
     assert data == "to the browser"
     assert re.fullmatch(r"\d+-\d+", event_id)
+
+
+@pytest.mark.browser
+def test_a_browser_streams_with_its_cookie_from_its_own_origin_only(url, r, page):
+    """What Chromium really sends: a same-origin EventSource carries the cookie with
+    `Sec-Fetch-Site: same-origin` and no Origin (it passes); a page of another site that
+    navigates to /stream makes the browser attach the cookie with `cross-site` (refused)."""
+    own = urlsplit(url)
+    page.context.add_cookies(
+        [{"name": "push_token", "value": mint("cookie-browser"), "url": url, "sameSite": "Lax"}]
+    )
+    page.goto(url + "/static/demo.css")
+    with page.expect_request(lambda request: "/stream" in request.url) as opened:
+        page.evaluate(
+            """() => new Promise((resolve, reject) => {
+                window.received = [];
+                const source = new EventSource("/stream");
+                source.onmessage = (event) => window.received.push(event.data);
+                source.onopen = resolve;
+                source.onerror = () => reject(new Error("EventSource failed"));
+            })"""
+        )
+    sent = opened.value.all_headers()
+    assert sent.get("sec-fetch-site") == "same-origin" and "origin" not in sent
+    r.lpush("user_cookie-browser_messages", "by cookie")
+    page.wait_for_function("window.received.length === 1")
+    assert page.evaluate("window.received[0]") == "by cookie"
+    # Another site: localhost is not 127.0.0.1 to a browser.
+    page.goto(f"http://localhost:{own.port}/static/demo.css")
+    with page.expect_response(lambda response: "/stream" in response.url) as answer:
+        page.evaluate(f"location.href = 'http://127.0.0.1:{own.port}/stream'")
+    response = answer.value
+    assert response.request.all_headers().get("sec-fetch-site") == "cross-site"
+    assert response.status == 403
+    assert response.json()["error"] == "origin_not_allowed"
