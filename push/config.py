@@ -80,15 +80,20 @@ IMPLICIT_JWT_AUDIENCE = "push"
 #: working day, pages fetch fresh ones anyway (push.js getToken, in-band refresh), and a
 #: stolen token is worth a day at most, not the years its issuer may have written.
 DEFAULT_JWT_MAX_AGE_S = 24 * 3600
+#: How far an issuer's clock may run ahead of ours before a token minted for exactly
+#: PUSH_JWT_MAX_AGE_S counts as longer: hosts kept by NTP are within seconds, a laptop or
+#: a container without it within minutes.
+JWT_MAX_AGE_CLOCK_SKEW_S = 300
 #: Where a page keeps its token for EventSource, which cannot set headers (HttpOnly).
 DEFAULT_TOKEN_COOKIE = "push_token"
 #: A ticket only has to survive the page's next request.
 DEFAULT_TICKET_TTL_S = 30
 #: Twenty tabs of one user is generous; more is a bug or an abuse.
 DEFAULT_MAX_CONNECTIONS_PER_USER = 20
-#: How long a user's revocation refuses the tokens issued before it. It must be at least as
-#: long as the longest-lived token accepted (PUSH_JWT_MAX_AGE_S), or such a token works
-#: again once it is forgotten; 30 days is longer than sites let a session token live.
+#: How long a user's revocation refuses the tokens issued before it. It must outlast the
+#: longest `exp` a site mints (PUSH_JWT_MAX_AGE_S bounds only the life a token has left, so
+#: a token minted for 60 days passes that check in its last day), or such a token works
+#: again once the revocation is forgotten; 30 days is longer than sites let a session live.
 DEFAULT_REVOCATION_TTL_S = 30 * 24 * 3600
 #: Publish API calls per second per API key; 0 turns the limit off.
 DEFAULT_API_RATE = 0

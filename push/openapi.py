@@ -157,7 +157,11 @@ def openapi_document() -> dict[str, Any]:
                         },
                         "400": _error("Bad JSON, a bad user id or a bad Idempotency-Key"),
                         "409": _error("A call with this Idempotency-Key is still running"),
-                        "413": _error("The message is larger than PUSH_MAX_MESSAGE_BYTES"),
+                        "408": _error("The body took longer than PUSH_BODY_TIMEOUT_S"),
+                        "413": _error(
+                            "The message is larger than PUSH_MAX_MESSAGE_BYTES (too_large), or "
+                            "the body larger than the API's bound (body_too_large)"
+                        ),
                         "415": _error("The body is not application/json"),
                         "422": _error("The body does not fit the schema, or the key was reused"),
                         **_COMMON_ERRORS,

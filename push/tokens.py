@@ -24,7 +24,7 @@ from typing import Any
 
 import jwt
 
-from push.config import IMPLICIT_JWT_AUDIENCE
+from push.config import IMPLICIT_JWT_AUDIENCE, JWT_MAX_AGE_CLOCK_SKEW_S
 from push.keys import InvalidUserId, validate_user_id
 
 
@@ -145,7 +145,7 @@ def _check_lifetime(claims: Mapping[str, Any], settings: TokenSettings, now: flo
     What is left, not exp - iat: that is what a stolen token is worth, and a token that
     lived long but ends soon is worth no more than a fresh short one."""
     left = float(claims["exp"]) - now
-    if left > settings.max_age_s + settings.leeway_s:
+    if left > settings.max_age_s + max(settings.leeway_s, JWT_MAX_AGE_CLOCK_SKEW_S):
         raise TokenRejected(
             "token_lifetime_too_long",
             f"the token has {left:.0f} s left to live, more than PUSH_JWT_MAX_AGE_S "

@@ -79,6 +79,9 @@ def test_defaults_load_in_demo_mode():
         ("PUSH_MAX_CONNECTIONS_PER_USER", "0"),
         ("PUSH_MAILBOX_WATCH", "sometimes"),
         ("PUSH_MAILBOX_WATCH", "keyspace"),
+        ("PUSH_BODY_TIMEOUT_S", "0"),
+        ("PUSH_BODY_TIMEOUT_S", "forever"),
+        ("PUSH_DEMO_FORCE", "please"),
     ],
 )
 def test_a_wrong_value_names_its_variable(variable, value):

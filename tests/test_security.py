@@ -55,7 +55,7 @@ BODY_TIMEOUT_S = 2
 
 def mint(sub: object = "alice", *, key: object = SECRET, algorithm: str = "HS256", **claims):
     """A token as a backend would mint it; keyword claims override or (None) remove."""
-    payload = {"sub": sub, "exp": int(time.time()) + 300, "aud": AUDIENCE, "iss": ISSUER}
+    payload = {"sub": sub, "exp": int(time.time()) + 3600, "aud": AUDIENCE, "iss": ISSUER}
     payload.update(claims)
     return jwt.encode({k: v for k, v in payload.items() if v is not None}, key, algorithm)
 

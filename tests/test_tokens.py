@@ -22,8 +22,10 @@ def settings(**environ: str) -> TokenSettings:
     return tokens
 
 
-def mint(lifetime_s: float = 300, **claims: object) -> str:
-    """A token for alice living `lifetime_s`; keyword claims override or (None) remove."""
+def mint(lifetime_s: float = 3600, **claims: object) -> str:
+    """A token for alice living `lifetime_s`; keyword claims override or (None) remove.
+
+    Tables mint when the module is collected: an hour outlives the whole suite."""
     payload: dict[str, object] = {"sub": "alice", "exp": int(time.time() + lifetime_s)}
     payload.update(claims)
     return jwt.encode({k: v for k, v in payload.items() if v is not None}, SECRET, "HS256")
@@ -82,7 +84,14 @@ def test_a_token_within_the_max_age_passes_with_the_clock_skew_allowed():
     tokens = settings(PUSH_JWT_MAX_AGE_S="600", PUSH_JWT_LEEWAY_S="5")
     assert verify_token(mint(exp=now + 600), tokens).user_id == "alice"
     assert verify_token(mint(exp=now + 603), tokens).user_id == "alice"
-    assert refusal(mint(exp=now + 660), tokens) == "token_lifetime_too_long"
+    assert refusal(mint(exp=now + 1000), tokens) == "token_lifetime_too_long"
+
+
+def test_a_days_token_from_an_issuer_whose_clock_runs_minutes_ahead_passes():
+    """`expiresIn: "1d"` on a host four minutes ahead is still a day's token; ten minutes
+    past the day is not."""
+    assert verify_token(mint(lifetime_s=DAY + 240), settings()).user_id == "alice"
+    assert refusal(mint(lifetime_s=DAY + 600), settings()) == "token_lifetime_too_long"
 
 
 # --- settings ---------------------------------------------------------------------------
