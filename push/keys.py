@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 USER_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-EVENT_ID_PATTERN = re.compile(r"(\d{1,20})-(\d{1,20})")
+EVENT_ID_PATTERN = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 #: The largest value of either part of an event id: Redis stream ids are two unsigned
 #: 64-bit numbers, and Redis refuses an id past them in every command.
 MAX_EVENT_ID_PART = 2**64 - 1

@@ -14,6 +14,7 @@ and every script touches keys of one slot only (they share the mailbox's tag).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from push.redis_clients import queue_script, redis_client
 from push.redis_cluster import dedicated_connection_kwargs, node_client, primary_for
 from push.tracking import TrackedConnection, pack
 from push.wakes import ChannelWakes, ShardedWakes, WakeSubscriber
+
+log = logging.getLogger(__name__)
 
 #: Seconds a short command may take before the connection counts as broken.
 COMMAND_TIMEOUT_S = 5.0
@@ -63,6 +66,16 @@ def script(client: redis.Redis, name: str) -> Script:
     """A script of push/scripts/ for `client`, made without a round trip (a cluster
     client is made on first use, and making the app must not reach Redis)."""
     return Script(client, load_script(name).encode())
+
+
+def _raise_for_marks(failures: Sequence[tuple[int, Exception]], mark_count: int) -> None:
+    """A batch's error answers: a mark's is raised (its flush is retried); an ack's is
+    logged and dropped, so one bad ack can hold back neither the marks nor flow control."""
+    for index, error in failures:
+        if index < mark_count:
+            raise error
+    for _, error in failures:
+        log.warning("ack not recorded error=%s", error)
 
 
 @dataclass(slots=True)
@@ -414,7 +427,10 @@ class Store:
                     queue_script(
                         pipe, self._acknowledge, [keys.state, keys.history], [event_id, ttl_s]
                     )
-                pipe.execute()
+                answers = pipe.execute(raise_on_error=False)
+            _raise_for_marks(
+                [(i, a) for i, a in enumerate(answers) if isinstance(a, Exception)], len(marks)
+            )
             return
         mark, acknowledge = self._mark.sha, self._acknowledge.sha
         data = b"".join(
@@ -430,34 +446,34 @@ class Store:
             ]
         )
         count = len(marks) + len(acks)
-        if self._send_packed(data, count):
+        missing, failures = self._send_packed(data, count)
+        if missing:
             self.redis.script_load(self._mark.script)
             self.redis.script_load(self._acknowledge.script)
-            self._send_packed(data, count)
+            missing, failures = self._send_packed(data, count)
+        _raise_for_marks(failures, len(marks))
 
-    def _send_packed(self, data: bytes, count: int) -> bool:
-        """Send `count` packed commands on a pooled connection and read their answers;
-        True if a script was missing. Another error answer is raised once all are read."""
+    def _send_packed(self, data: bytes, count: int) -> tuple[bool, list[tuple[int, ResponseError]]]:
+        """Send `count` packed commands on a pooled connection and read their answers:
+        (a script was missing, the other error answers with their command's index)."""
         pool = self.redis.connection_pool
         connection = pool.get_connection()
-        missing, failure = False, None
+        missing, failures = False, []
         try:
             connection.send_packed_command([data])
-            for _ in range(count):
+            for index in range(count):
                 try:
                     connection.read_response()
                 except NoScriptError:
                     missing = True
                 except ResponseError as error:
-                    failure = failure or error
+                    failures.append((index, error))
         except BaseException:
             connection.disconnect()
             raise
         finally:
             pool.release(connection)
-        if failure is not None:
-            raise failure
-        return missing
+        return missing, failures
 
     def mover_lease(
         self, keys: UserKeys, mover_id: str, op: str, dead_holder: str = ""

@@ -115,6 +115,22 @@ def test_acks_go_with_the_marks_the_newest_of_each_user_once(store: Store, r) ->
     counting.close()
 
 
+def test_an_ack_redis_refuses_holds_back_neither_the_marks_nor_flow_control(
+    store: Store, r
+) -> None:
+    """One user's ack failing in Redis (here its state is not a hash) is logged and
+    dropped; the marks of the same batch go, and their writers get their room back."""
+    marks = DeliveredMarks(store, ttl_s=60)
+    alice, bob = user_keys("alice", MAILBOX), user_keys("bob", MAILBOX)
+    r.set(bob.state, "not a hash")
+    marks.acknowledge(bob, entry(1).key)
+    room_given: list[str] = []
+    marks.note(alice, entry(2), lambda: room_given.append("alice"))
+    wait_until(lambda: room_given == ["alice"])
+    assert r.hget(alice.state, "delivered_id") == entry(2).id
+    assert r.get(bob.state) == "not a hash"
+
+
 def test_the_ack_script_records_only_ids_the_user_was_given(store: Store, r) -> None:
     keys = user_keys("1", MAILBOX)
     assert store.acknowledge(keys, entry(1).id, 60) == -1  # nothing given yet

@@ -40,7 +40,7 @@ def test_the_mailbox_template_is_configurable():
 def test_event_ids_compare_in_delivery_order():
     assert parse_event_id("1732630000000-3") == (1732630000000, 3)
     assert parse_event_id("9-0") < parse_event_id("10-0") < parse_event_id("10-1")
-    for bad in ["", "1", "1-", "-1", "a-1", "1-2-3", "1 -2", "1.0-0"]:
+    for bad in ["", "1", "1-", "-1", "a-1", "1-2-3", "1 -2", "1.0-0", "\u0661-\u0660", "\uff11-0"]:
         with pytest.raises(InvalidEventId):
             parse_event_id(bad)
 
