@@ -98,6 +98,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(demo.bp)
     app.cli.add_command(cli.push)
     init_logging(app.config["PUSH_LOG_FORMAT"])
+    demo.warn_when_on(app.config)
     return app
 
 

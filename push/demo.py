@@ -9,9 +9,10 @@ JWT secret, unless PUSH_DEMO_FORCE=1.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Blueprint, abort, current_app, render_template, request
-from flask.blueprints import BlueprintSetupState
 
 from push.errors import Refusal
 from push.identity import checked_user_id
@@ -23,15 +24,10 @@ bp = Blueprint("demo", __name__)
 log = logging.getLogger("push.demo")
 
 
-@bp.record_once
-def warn_when_on(state: BlueprintSetupState) -> None:
+def warn_when_on(config: Mapping[str, Any]) -> None:
     """Every app built in demo mode says so, whatever server runs it."""
-    config = state.app.config
     if not config["PUSH_DEMO"]:
         return
-    from push import init_logging  # the package is loaded by now: it is building the app
-
-    init_logging(config["PUSH_LOG_FORMAT"])
     log.warning(
         "demo mode is on (PUSH_DEMO=1%s): anyone who can reach this service can read any "
         "user's stream by ?user_id= and send to any user with /demo/send; never in production",
