@@ -16,8 +16,10 @@
 //
 // The cursor is kept per user: under the `sub` of the page's token, else under the user
 // the service said it streams for (its hello, asked for with `hello=1`). A page that does
-// not know its user yet connects without a cursor (the service resumes after the user's
-// delivered mark), so on a shared browser nobody resumes from somebody else's id.
+// not know its user yet (one that relies on the cookie, on load) connects without a
+// cursor; when the hello names a user with a stored cursor, it reopens with that cursor
+// before showing anything. So a reload resumes where this browser was, and on a shared
+// browser nobody resumes from somebody else's id.
 //
 // Tokens never go in a URL: a stream (SSE or WebSocket) opens with a single-use ticket
 // bought with `POST /ticket` (Authorization: Bearer), and SSE acks carry the token in the
@@ -255,14 +257,27 @@ class Push {
     return confirmed || (this.token && tokenSubject(this.token)) || this.sub || this.params.user_id || null;
   }
 
-  // The service's hello on a connection opened with `cursor`: true to go on; false when
-  // the stream is another user's than the one whose cursor went with it (reopen).
+  // The service's hello on a connection opened with `cursorSent` or without: true to go
+  // on; false to reopen (nothing of this stream shown or acknowledged) with this user's
+  // cursor, when the stream is another user's than the one whose cursor went with it, or
+  // when it went without one and this user has one stored (a page that relies on the
+  // cookie, on load: it must not lose what was written to its last connection but not
+  // shown, which a stream from the delivered mark skips).
+  //
+  // Why a page that does not know its user sends no cursor at all, rather than presuming
+  // the last user confirmed in this browser: every entry the service writes to a stream
+  // moves that user's delivered mark, even on a stream the page drops after the hello. If
+  // A's cursor went with B's stream (B logged in after A), B's mail written to it in the
+  // moment before the page closed it is past B's mark, and B's reopened stream, without a
+  // cursor of B's own, would start after it: lost. A stream opened without a cursor starts
+  // after the mark, so what it writes before being dropped is after the cursor that
+  // reopens it, and replayed from the history.
   welcome(user, cursorSent) {
     if (typeof user !== "string") return true;
     this.confirmedToken = this.token;
     if (user === this.sub) return true;
     this.useSub(user);
-    return !cursorSent;
+    return !cursorSent && !this.cursor.value;
   }
 
   // Every tab: show an event once, in order.
@@ -417,7 +432,7 @@ class Push {
     source.addEventListener("hello", (event) => {
       // EventSource's own reconnects send the last id it saw: a cursor too.
       if (this.welcome(JSON.parse(event.data).user, Boolean(cursor || source.seen))) return;
-      source.close(); // another user's cursor went with it: reopen with this user's
+      source.close(); // reopen with this user's cursor (see welcome)
       this.source = null;
       this.open();
     });
@@ -460,7 +475,7 @@ class Push {
       const frame = JSON.parse(event.data);
       if (frame.hello) {
         if (this.welcome(frame.user, Boolean(cursor))) return;
-        socket.replaced = true; // another user's cursor went with it: reopen with this user's
+        socket.replaced = true; // reopen with this user's cursor (see welcome)
         this.socket = null;
         socket.close();
         this.open();

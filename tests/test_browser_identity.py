@@ -278,3 +278,68 @@ def test_two_peoples_pages_open_at_once_in_one_browser_do_not_share_a_connection
     wait_until(lambda: received(alice) == ["for alice"], what="alice's message")
     wait_until(lambda: received(bob) == ["for bob"], what="bob's message")
     assert received(alice) == ["for alice"]
+
+
+def sign_in(context, url: str, user: str) -> None:
+    """The site's login: the token cookie of `user` replaces whoever had it."""
+    context.add_cookies([{"name": "push_token", "value": mint(user), "url": url}])
+
+
+def delivered_id(url: str, user: str) -> str | None:
+    return (receipts(url, user)["delivered"] or {}).get("id")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("transport", ["ws", "sse"])
+def test_a_cookie_page_reloaded_resumes_from_its_cursor(context, url, r, transport):
+    """The service wrote a message to the page's connection (the user's delivered mark moved
+    past it) but the page never showed it: its script was paused, then it was closed. The
+    page loaded again shows it: it resumes from its stored cursor, not from the mark."""
+    user = f"cookie-reload-{transport}"
+    sign_in(context, url, user)
+    page = start_page(context, url, transport)
+    r.lpush(f"user_{user}_messages", "shown")
+    wait_until(lambda: received(page) == ["shown"], what="the first message")
+    shown_id = page.evaluate("window.received")[0]["id"]
+    wait_until(lambda: delivered_id(url, user) == shown_id, what="the first delivered mark")
+    debugger = context.new_cdp_session(page)
+    debugger.send("Debugger.enable")
+    debugger.send("Debugger.pause")  # the page's script stops: nothing more is shown or stored
+    r.lpush(f"user_{user}_messages", "written, not shown")
+    wait_until(
+        lambda: delivered_id(url, user) != shown_id,
+        what="the second message to be written to the page's connection",
+    )
+    page.close()
+    wait_until(lambda: presence(r, user) == 0, what="the page's connection to end")
+    page = start_page(context, url, transport)
+    wait_until(lambda: received(page) == ["written, not shown"], what="the unshown message")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("transport", ["ws", "sse"])
+def test_the_next_user_of_a_shared_browser_with_cookie_pages_gets_all_their_messages(
+    context, url, r, transport
+):
+    """Pages that rely on the cookie: Bob reads on this browser, then on his phone; Alice
+    signs in after him; then Dave, who never used this browser, with mail waiting; then Bob
+    again, with mail waiting too. Nobody resumes from another's cursor, Dave gets all his
+    mail, and Bob gets what he has not seen here, though its ids are below Alice's cursor."""
+    bob, alice, dave = (f"cookie-{name}-{transport}" for name in ("bob", "alice", "dave"))
+
+    def visit(user: str, expected: list[str], before=lambda: None) -> None:
+        sign_in(context, url, user)
+        before()
+        page = start_page(context, url, transport)
+        wait_until(lambda: received(page) == expected, what=f"{user}'s messages")
+        page.close()
+        wait_until(lambda: presence(r, user) == 0, what=f"{user}'s page to leave")
+
+    visit(bob, ["bob 0"], lambda: r.lpush(f"user_{bob}_messages", "bob 0"))
+    with open_sse(url, {"ticket": post_ticket(url, mint(bob))}) as phone:
+        phone.wait_for_comment("connected")
+        r.lpush(f"user_{bob}_messages", "bob 1", "bob 2")
+        assert [event.data for event in phone.events(2)] == ["bob 1", "bob 2"]
+    visit(alice, ["alice 1"], lambda: r.lpush(f"user_{alice}_messages", "alice 1"))
+    visit(dave, ["dave 1", "dave 2"], lambda: r.lpush(f"user_{dave}_messages", "dave 1", "dave 2"))
+    visit(bob, ["bob 1", "bob 2", "bob 3"], lambda: r.lpush(f"user_{bob}_messages", "bob 3"))

@@ -23,4 +23,4 @@ def test_push_js_units_pass_under_node():
         stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "# pass 14" in result.stdout
+    assert "# pass 15" in result.stdout

@@ -234,6 +234,29 @@ test("a page that relies on its cookie starts without a cursor, then files it un
   }
 });
 
+test("a page that relies on its cookie reopens with the cursor the hello's user has stored", async () => {
+  const world = fakeBrowser({ "push:cursor:default:alice": "90-0" });
+  const push = connect({ transport: "ws", url: "https://push.example.com" });
+  try {
+    await until(() => world.sockets.length === 1);
+    assert.equal(world.sockets[0].url, "wss://push.example.com/ws?hello=1"); // no cursor yet
+    world.sockets[0].accept();
+    world.sockets[0].receive({ hello: true, user: "alice" });
+    world.sockets[0].receive({ id: "95-0", data: "after alice's delivered mark" }); // dropped
+    assert.equal(world.sockets[0].readyState, 3);
+    assert.equal(world.storage.get("push:cursor:default:alice"), "90-0");
+    await until(() => world.sockets.length === 2); // alice's stream again, from her cursor
+    assert.equal(world.sockets[1].url, "wss://push.example.com/ws?hello=1&last_event_id=90-0");
+    world.sockets[1].accept();
+    world.sockets[1].receive({ hello: true, user: "alice" });
+    world.sockets[1].receive({ id: "91-0", data: "written to the last page, never shown" });
+    assert.equal(world.sockets[1].readyState, 1); // her own cursor went with it: kept
+    assert.equal(world.storage.get("push:cursor:default:alice"), "91-0");
+  } finally {
+    push.close();
+  }
+});
+
 test("a stream that turns out to be another user's than the cursor sent is reopened", async () => {
   const world = fakeBrowser({ "push:cursor:default:alice": "90-0" });
   // The token says alice, but the service streams for bob (say, a cookie it read first).
