@@ -166,8 +166,7 @@ def openapi_document() -> dict[str, Any]:
                         "422": _error("The body does not fit the schema, or the key was reused"),
                         **_COMMON_ERRORS,
                         "429": _error(
-                            "Over PUSH_API_RATE calls a second, or PUSH_IDEMPOTENCY_MAX "
-                            "idempotency keys remembered, for this key (see Retry-After)"
+                            "Over PUSH_API_RATE calls a second for this key (see Retry-After)"
                         ),
                     },
                 }
