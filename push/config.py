@@ -49,7 +49,7 @@ DEAD_LETTER_MAX_BYTES = 4096
 DEAD_LETTER_MAX_COUNT = 1000
 #: Bytes of idempotency records kept per API key before the oldest go: a retry comes
 #: within minutes, and 64 MiB holds hours of them even at dozens of keyed publishes a
-#: second (a one-user record is ~300 bytes), while bounding each key's share of Redis.
+#: second (a one-user record is ~400 bytes), while bounding each key's share of Redis.
 DEFAULT_IDEMPOTENCY_MAX_BYTES = 64 * 1024 * 1024
 #: Events queued for one slow connection before it is cut (it resumes by event id).
 DEFAULT_OUTBOX_MAX = 1000

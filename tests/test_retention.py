@@ -27,7 +27,9 @@ from push.config import (
 )
 from push.keys import user_keys
 from push.mailbox import drain
+from push.publishing import IdempotencyClaim
 from push.retention import MAILBOX_FULL, Sweeper, Throttle, scan_pattern, user_id_of
+from push.store import script
 
 MAILBOX = "user_{user_id}_messages"
 
@@ -301,6 +303,7 @@ def test_the_sweep_sees_a_raw_lpush_that_did_not_lengthen_the_mailbox(store, r):
     r.lpush("user_same_messages", "a", "b")
     swept.turn(force=True)
     age(r, "user_same_messages", 3600)
+    r.pexpire("user_same_messages", mailbox_expiry_ms(3600) - 3600 * 1000 - 1)
     r.rpop("user_same_messages")
     r.lpush("user_same_messages", "c")
     assert swept.turn(force=True) == (0, 0)
@@ -367,6 +370,16 @@ def test_past_its_bytes_a_scope_forgets_its_oldest_records_and_queues(r, caplog)
     assert r.llen("user_7_messages") == 6
     publish(r, "7", "m0", idempotency_key="k0", idempotency_max_bytes=1024)
     assert r.llen("user_7_messages") == 7
+
+
+def test_eviction_keeps_a_record_whose_first_call_is_still_running(r):
+    claim = IdempotencyClaim("direct", "slow", 1024)
+    claimed = script(r, "idempotency_claim.lua")(keys=claim.keys, args=[claim.member, 60_000])
+    assert claimed == [1]
+    for i in range(6):
+        publish(r, "7", f"m{i}", idempotency_key=f"k{i}", idempotency_max_bytes=1024)
+    assert r.get(claim.record) == "in-progress"
+    assert int(r.get(claim.total)) <= 1024
 
 
 def test_a_record_larger_than_the_bound_is_kept_alone(r):
