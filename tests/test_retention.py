@@ -15,7 +15,7 @@ from clients import open_sse, wait_until
 from conftest import API_KEYS, _start_service
 from prometheus_client import REGISTRY
 
-from push import publish, publish_many, retention
+from push import publish, publish_many, publishing, retention
 from push.config import (
     DEAD_LETTER_MAX_BYTES,
     DEAD_LETTER_MAX_COUNT,
@@ -50,8 +50,9 @@ def evicted() -> float:
 
 @pytest.fixture(autouse=True)
 def fresh_log_throttle(monkeypatch):
-    """Each test sees its mailboxes' first log line (the throttle is per process)."""
+    """Each test sees its first log lines (the throttles are per process)."""
     monkeypatch.setattr(retention, "_logged", Throttle())
+    monkeypatch.setattr(publishing, "_evictions_logged", Throttle())
 
 
 def age(r, mailbox: str, seconds: float) -> None:
@@ -262,6 +263,7 @@ def test_the_sweep_drops_a_mailbox_past_its_ttl_and_counts_it(store, r, caplog):
     assert "mailbox expired mailbox=user_gone_messages dropped=3" in caplog.text
 
 
+@pytest.mark.parametrize("backend", ["redis", "cluster"])
 def test_the_sweep_after_the_ttl_was_raised_keeps_fresh_mail(store, r):
     """Written by a service with a 1 h TTL, swept by one raised to 2 h: the message of a
     moment ago stays, and its expiry follows the sweeper's TTL."""
@@ -310,6 +312,7 @@ def test_the_sweep_sees_a_raw_lpush_that_did_not_lengthen_the_mailbox(store, r):
     assert r.lrange("user_same_messages", 0, -1) == ["c", "b"]
 
 
+@pytest.mark.parametrize("backend", ["redis", "cluster"])
 def test_raw_lpush_after_a_partial_drain_is_seen_by_the_sweep(store, r):
     """A user drains part of a backlog and goes offline; a later raw LPUSH leaves the
     mailbox shorter than the sweep last saw it. It counts as written, not as yesterday's."""
@@ -354,6 +357,7 @@ def test_one_idempotency_key_in_two_scopes_does_not_collide(r):
     assert not any("k" in key.rsplit(":", 1)[-1] for key in r.keys("*idempotency*"))
 
 
+@pytest.mark.parametrize("backend", ["redis", "cluster"])
 def test_past_its_bytes_a_scope_forgets_its_oldest_records_and_queues(r, caplog):
     """At the bound nothing is refused: the oldest records go, counted and logged once."""
     before = evicted()
