@@ -34,7 +34,6 @@ PUBLISH_ERROR_STATUS = {
     "too_large": 413,
     "idempotency_key_reused": 422,
     "idempotency_in_progress": 409,
-    "idempotency_quota": 429,
     "invalid_reason": 422,
 }
 
@@ -146,7 +145,7 @@ def publish() -> tuple[dict[str, object], int]:
             mailbox_ttl_s=current_app.config["PUSH_MAILBOX_TTL_S"],
             # Each API key has idempotency keys of its own: named by its hash, never itself.
             idempotency_scope=g.api_key_id,
-            idempotency_max=current_app.config["PUSH_IDEMPOTENCY_MAX"],
+            idempotency_max_bytes=current_app.config["PUSH_IDEMPOTENCY_MAX_BYTES"],
         )
     except PublishError as error:
         headers = {"Retry-After": str(error.retry_after_s)} if error.retry_after_s else None

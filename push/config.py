@@ -37,6 +37,9 @@ DEFAULT_MAILBOX_TTL_S = 30 * 24 * 3600
 #: How often one worker of the fleet sweeps a share of the mailboxes (cap and TTL for raw
 #: LPUSH producers): an offline user's mailbox is held to them within a few sweeps.
 DEFAULT_MAILBOX_SWEEP_S = 60.0
+#: Redis's own expiry on a mailbox comes this long after its TTL: the sweep (which counts
+#: and logs) drops a mailbox at its TTL; Redis only catches one no service swept for a day.
+MAILBOX_EXPIRY_MARGIN_S = 86400
 #: A dead letter is for a person to look at what a producer got wrong: a week is enough.
 DEFAULT_DEAD_LETTER_TTL_S = 7 * 24 * 3600
 #: Bytes of a dead letter kept (a longer one is cut, its length noted): enough to see what
@@ -44,8 +47,10 @@ DEFAULT_DEAD_LETTER_TTL_S = 7 * 24 * 3600
 DEAD_LETTER_MAX_BYTES = 4096
 #: Dead letters kept per user (the newest).
 DEAD_LETTER_MAX_COUNT = 1000
-#: Live idempotency records per API key: ~1 a second for a day, a few dozen MB at most.
-DEFAULT_IDEMPOTENCY_MAX = 100_000
+#: Bytes of idempotency records kept per API key before the oldest go: a retry comes
+#: within minutes, and 64 MiB holds hours of them even at dozens of keyed publishes a
+#: second (a one-user record is ~400 bytes), while bounding each key's share of Redis.
+DEFAULT_IDEMPOTENCY_MAX_BYTES = 64 * 1024 * 1024
 #: Events queued for one slow connection before it is cut (it resumes by event id).
 DEFAULT_OUTBOX_MAX = 1000
 #: What EventSource waits before reconnecting (ms); a little jitter is added per answer.
@@ -242,10 +247,10 @@ SETTINGS: dict[str, tuple[str, Callable[[str, str], Any], Any]] = {
         _number(int, 1, 10 * 365 * 86400),
         DEFAULT_DEAD_LETTER_TTL_S,
     ),
-    "PUSH_IDEMPOTENCY_MAX": (
-        "PUSH_IDEMPOTENCY_MAX",
-        _number(int, 1, 100_000_000),
-        DEFAULT_IDEMPOTENCY_MAX,
+    "PUSH_IDEMPOTENCY_MAX_BYTES": (
+        "PUSH_IDEMPOTENCY_MAX_BYTES",
+        _number(int, 1024, 1 << 40),
+        DEFAULT_IDEMPOTENCY_MAX_BYTES,
     ),
     "PUSH_BODY_TIMEOUT_S": (
         "PUSH_BODY_TIMEOUT_S",
@@ -359,10 +364,11 @@ def check_consistency(config: Mapping[str, Any]) -> None:
 
 
 def mailbox_expiry_ms(ttl_s: int) -> int:
-    """The Redis expiry our writers give a mailbox: its TTL plus a margin (the TTL or a day,
-    whichever is shorter). The sweep drops, counts and logs a mailbox once its TTL has
-    passed; Redis's own expiry, the margin later, only catches one no service swept."""
-    return (ttl_s + min(ttl_s, 86400)) * 1000
+    """The Redis expiry our writers give a mailbox: its TTL plus MAILBOX_EXPIRY_MARGIN_S.
+    The sweep drops, counts and logs a mailbox once its TTL has passed since its last write
+    (kept in its marker, whatever TTL the writer had); Redis's own expiry, the margin later,
+    only catches one no service swept."""
+    return (ttl_s + MAILBOX_EXPIRY_MARGIN_S) * 1000
 
 
 def _check_redis_mode(url: str, cluster: bool) -> None:

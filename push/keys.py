@@ -87,7 +87,7 @@ class UserKeys:
     mover = _tagged("mover")
     #: When the user was last revoked (ms): tokens issued before are refused.
     revoked = _tagged("revoked")
-    #: The mailbox's length after the sweep last held it to its cap (retention.py).
+    #: When the mailbox was last written, its length and newest message then (sweep.lua).
     swept = _tagged("swept")
 
     @property
@@ -101,6 +101,7 @@ class UserKeys:
             self.dead,
             self.mover,
             self.presence,
+            self.swept,
         ]
 
 

@@ -25,7 +25,12 @@ from gevent.event import Event
 from redis.connection import AbstractConnection
 
 from push.backoff import Backoff
-from push.config import DEAD_LETTER_MAX_BYTES, DeliverySettings, mailbox_expiry_ms
+from push.config import (
+    DEAD_LETTER_MAX_BYTES,
+    DEAD_LETTER_MAX_COUNT,
+    DeliverySettings,
+    mailbox_expiry_ms,
+)
 from push.keys import UserKeys
 from push.lease import LEASE_RECHECK_S, DeathWatch, holder_worker, next_ask_s
 from push.metrics import DEAD_LETTERS, MOVED, REDIS_ERRORS
@@ -83,6 +88,7 @@ def drain_limits(settings: DeliverySettings) -> DrainLimits:
         mailbox_expiry_ms=mailbox_expiry_ms(settings.mailbox_ttl_s),
         dead_letter_bytes=DEAD_LETTER_MAX_BYTES,
         dead_letter_ttl_s=settings.dead_letter_ttl_s,
+        dead_letter_count=DEAD_LETTER_MAX_COUNT,
     )
 
 

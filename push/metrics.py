@@ -48,6 +48,11 @@ EXPIRED = Counter(
     "PUSH_MAILBOX_MAX), mailbox_ttl (not written for PUSH_MAILBOX_TTL_S)",
     ["reason"],
 )
+IDEMPOTENCY_EVICTED = Counter(
+    "push_idempotency_evicted",
+    "Idempotency records forgotten before their 24 h, the oldest of an API key past "
+    "PUSH_IDEMPOTENCY_MAX_BYTES (a retry of one queues again)",
+)
 RESETS = Counter("push_resets", "Resets sent to clients whose cursor was older than the history")
 DELIVERY_SECONDS = Histogram(
     "push_delivery_seconds",

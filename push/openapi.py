@@ -122,7 +122,10 @@ def openapi_document() -> dict[str, Any]:
                     "description": (
                         "`data` is delivered verbatim if it is a string, else as compact "
                         "JSON. With an Idempotency-Key, a repeat within 24 h with the same "
-                        "API key queues nothing and answers what the first call answered. "
+                        "API key queues nothing and answers what the first call answered, "
+                        "unless the key's record was forgotten: past "
+                        "PUSH_IDEMPOTENCY_MAX_BYTES of records per API key the oldest go "
+                        "(push_idempotency_evicted_total), and a retry of one queues again. "
                         "Each mailbox keeps its newest PUSH_MAILBOX_MAX messages."
                     ),
                     "parameters": [
@@ -166,8 +169,7 @@ def openapi_document() -> dict[str, Any]:
                         "422": _error("The body does not fit the schema, or the key was reused"),
                         **_COMMON_ERRORS,
                         "429": _error(
-                            "Over PUSH_API_RATE calls a second, or PUSH_IDEMPOTENCY_MAX "
-                            "idempotency keys remembered, for this key (see Retry-After)"
+                            "Over PUSH_API_RATE calls a second for this key (see Retry-After)"
                         ),
                     },
                 }

@@ -7,7 +7,8 @@ has now. `publish_many` does it for many users in one round trip. The mailbox is
 to its cap and TTL in the same script that writes (past the cap the oldest messages go,
 counted and logged: retention.py). With an idempotency key, a retry within 24 h queues
 nothing and returns the first answer; keys live in a scope (the API's is one per API key)
-with a quota of live records.
+whose records are bounded in bytes: past the bound the oldest records are forgotten
+(counted and logged), so a retry that late queues again.
 `disconnect(client, "42")` closes every open connection of the user and refuses
 the tokens issued before it (a logout, a ban, a password change).
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import time
 from collections.abc import Iterable
@@ -26,7 +28,7 @@ from typing import Any
 import redis
 
 from push.config import (
-    DEFAULT_IDEMPOTENCY_MAX,
+    DEFAULT_IDEMPOTENCY_MAX_BYTES,
     DEFAULT_MAILBOX_KEY,
     DEFAULT_MAILBOX_MAX,
     DEFAULT_MAILBOX_TTL_S,
@@ -35,10 +37,13 @@ from push.config import (
     mailbox_expiry_ms,
 )
 from push.keys import InvalidUserId, user_keys, validate_user_id
+from push.metrics import IDEMPOTENCY_EVICTED
 from push.redis_clients import queue_script
 from push.redis_cluster import ClusterOnFirstUse
-from push.retention import MAILBOX_FULL, messages_expired
+from push.retention import MAILBOX_FULL, Throttle, messages_expired
 from push.store import script
+
+log = logging.getLogger(__name__)
 
 #: Characters a disconnect's reason may have (it is sent to the user's clients).
 MAX_REASON_CHARS = 200
@@ -52,7 +57,12 @@ IDEMPOTENCY_WAIT_S = 10.0
 DIRECT_SCOPE = "direct"
 #: What a scope may be: it is spliced into key names.
 SCOPE_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+#: What a record costs Redis beyond its name and answer, roughly: the key's own entry
+#: and expiry, and its entries (a 64-character name each) in the scope's index and sizes.
+IDEMPOTENCY_RECORD_OVERHEAD_BYTES = 200
 _IN_PROGRESS = "in-progress"
+#: Evictions are logged at most once a minute per scope (the metric counts each).
+_evictions_logged = Throttle()
 
 
 class PublishError(ValueError):
@@ -62,7 +72,7 @@ class PublishError(ValueError):
         super().__init__(detail)
         self.code = code
         self.detail = detail
-        #: When a retry may succeed (idempotency_quota).
+        #: When a retry may succeed (for codes that say to retry later).
         self.retry_after_s = retry_after_s
 
 
@@ -113,7 +123,7 @@ def publish(
     mailbox_max: int = DEFAULT_MAILBOX_MAX,
     mailbox_ttl_s: int = DEFAULT_MAILBOX_TTL_S,
     idempotency_scope: str = DIRECT_SCOPE,
-    idempotency_max: int = DEFAULT_IDEMPOTENCY_MAX,
+    idempotency_max_bytes: int = DEFAULT_IDEMPOTENCY_MAX_BYTES,
 ) -> int:
     """Queue `data` for `user_id`; returns how many connections the user has now."""
     online = publish_many(
@@ -126,7 +136,7 @@ def publish(
         mailbox_max=mailbox_max,
         mailbox_ttl_s=mailbox_ttl_s,
         idempotency_scope=idempotency_scope,
-        idempotency_max=idempotency_max,
+        idempotency_max_bytes=idempotency_max_bytes,
     )
     return online[user_id]
 
@@ -142,14 +152,17 @@ def publish_many(
     mailbox_max: int = DEFAULT_MAILBOX_MAX,
     mailbox_ttl_s: int = DEFAULT_MAILBOX_TTL_S,
     idempotency_scope: str = DIRECT_SCOPE,
-    idempotency_max: int = DEFAULT_IDEMPOTENCY_MAX,
+    idempotency_max_bytes: int = DEFAULT_IDEMPOTENCY_MAX_BYTES,
 ) -> dict[str, int]:
     """Queue the same `data` for every user, in one round trip; {user id: connections}.
 
     Each mailbox keeps its newest `mailbox_max` messages (the dropped ones are counted
     and logged) and expires `mailbox_ttl_s` after its last write. An idempotency key is
-    known within its `idempotency_scope` only, which holds at most `idempotency_max` live
-    keys (past it: PublishError "idempotency_quota", nothing queued)."""
+    known within its `idempotency_scope` only, whose records add up to at most
+    `idempotency_max_bytes` (past it the oldest are forgotten: a retry of one of those
+    queues again)."""
+    if mailbox_max < 1:
+        raise ValueError(f"mailbox_max is at least 1, got {mailbox_max!r}")
     ids = _checked_ids(user_ids)
     payload = encode_payload(data, max_bytes)
     limits = (mailbox_max, mailbox_expiry_ms(mailbox_ttl_s))
@@ -162,7 +175,7 @@ def publish_many(
     if not SCOPE_PATTERN.fullmatch(idempotency_scope):
         raise ValueError(f"a scope is 1-64 of [A-Za-z0-9_.:-], got {idempotency_scope!r}")
     fingerprint = hashlib.sha256(json.dumps(ids).encode() + b"\0" + payload).hexdigest()
-    claim = IdempotencyClaim(idempotency_scope, idempotency_key, idempotency_max)
+    claim = IdempotencyClaim(idempotency_scope, idempotency_key, idempotency_max_bytes)
     return _once(client, claim, fingerprint, push)
 
 
@@ -210,7 +223,7 @@ def _push(
     with client.pipeline(transaction=False) as pipe:
         for user_id in ids:
             keys = user_keys(user_id, mailbox_key)
-            queue_script(pipe, write, [keys.mailbox], [payload, *limits])
+            queue_script(pipe, write, [keys.mailbox, keys.swept], [payload, *limits])
             queue_script(pipe, count, [keys.presence, keys.state], [])
         replies = pipe.execute()
     for i, user_id in enumerate(ids):
@@ -226,30 +239,58 @@ def _text(value: bytes | str | None) -> str | None:
 
 class IdempotencyClaim:
     """Where an idempotency key's record lives: `{push:idempotency:<scope>}:<sha256>`, beside
-    its scope's index of live records (one hash slot per scope, for the claim script)."""
+    its scope's index of live records, their sizes and their total bytes (one hash slot
+    per scope, for the scripts)."""
 
-    __slots__ = ("index", "member", "quota", "record")
+    __slots__ = ("index", "max_bytes", "member", "prefix", "record", "scope", "sizes", "total")
 
-    def __init__(self, scope: str, idempotency_key: str, quota: int) -> None:
+    def __init__(self, scope: str, idempotency_key: str, max_bytes: int) -> None:
+        self.scope = scope
         self.member = hashlib.sha256(idempotency_key.encode()).hexdigest()
-        self.record = f"{{push:idempotency:{scope}}}:{self.member}"
-        self.index = f"{{push:idempotency:{scope}}}:index"
-        self.quota = quota
+        self.prefix = f"{{push:idempotency:{scope}}}:"
+        self.record = self.prefix + self.member
+        self.index = self.prefix + "index"
+        self.sizes = self.prefix + "sizes"
+        self.total = self.prefix + "bytes"
+        self.max_bytes = max_bytes
+
+    @property
+    def keys(self) -> list[str]:
+        return [self.record, self.index, self.sizes, self.total]
+
+
+def _remember(client: redis.Redis, claim: IdempotencyClaim, answer: str) -> None:
+    """Store a claimed key's answer; count and log the records it pushed out."""
+    evicted = int(
+        script(client, "idempotency_store.lua")(
+            keys=claim.keys,
+            args=[
+                claim.member,
+                answer,
+                claim.max_bytes,
+                IDEMPOTENCY_RECORD_OVERHEAD_BYTES,
+                claim.prefix,
+                IDEMPOTENCY_TTL_S * 1000,
+            ],
+        )
+    )
+    if not evicted:
+        return
+    IDEMPOTENCY_EVICTED.inc(evicted)
+    if count := _evictions_logged.add(claim.scope, evicted):
+        log.warning(
+            "idempotency records evicted scope=%s evicted=%d oldest records (past "
+            "PUSH_IDEMPOTENCY_MAX_BYTES): a retry of one of them queues again",
+            claim.scope,
+            count,
+        )
 
 
 def _once(client: redis.Redis, claim: IdempotencyClaim, fingerprint: str, work) -> dict[str, int]:
     """Run `work` once per key: the claim script takes it, retries read the stored answer."""
     answer = script(client, "idempotency_claim.lua")(
-        keys=[claim.record, claim.index],
-        args=[claim.member, IDEMPOTENCY_TTL_S * 1000, claim.quota],
+        keys=claim.keys, args=[claim.member, IDEMPOTENCY_TTL_S * 1000]
     )
-    if int(answer[0]) == -1:
-        raise PublishError(
-            "idempotency_quota",
-            f"{claim.quota} idempotency keys of this caller are still remembered; retry "
-            "later, or publish without a key",
-            retry_after_s=max(1, -(-int(answer[1]) // 1000)),
-        )
     if int(answer[0]) == 1:
         try:
             online = work()
@@ -259,9 +300,7 @@ def _once(client: redis.Redis, claim: IdempotencyClaim, fingerprint: str, work) 
                 pipe.zrem(claim.index, claim.member)
                 pipe.execute()
             raise
-        client.set(
-            claim.record, json.dumps({"fingerprint": fingerprint, "online": online}), keepttl=True
-        )
+        _remember(client, claim, json.dumps({"fingerprint": fingerprint, "online": online}))
         return online
     stored = answer[1]
     deadline = time.monotonic() + IDEMPOTENCY_WAIT_S

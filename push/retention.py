@@ -1,19 +1,26 @@
 """How long mail waits: a mailbox's cap (PUSH_MAILBOX_MAX) and age (PUSH_MAILBOX_TTL_S).
 
 Theory of operation: past either, the oldest messages go, and every one that goes is
-counted (`push_messages_expired_total{reason}`) and logged; nothing goes silently.
+counted (`push_messages_expired_total{reason}`) and logged (at most a line per mailbox and
+reason a minute, carrying the count since its last line); nothing goes silently.
 
-- Our writers (the publish helper, the API, the CLI) trim and renew the expiry in the
-  script that writes (scripts/publish.lua); the drain of an online user does the same
-  (scripts/drain.lua), so an online user's backlog never ages out.
+- Each mailbox has a write marker, `{mailbox}:swept`: when it was last written, and its
+  length and newest message then. Our writers (the publish helper, the API, the CLI)
+  trim, renew the expiry and stamp the marker in the script that writes
+  (scripts/publish.lua); the drain of an online user does the same (scripts/drain.lua),
+  so an online user's backlog never ages out.
 - A raw `LPUSH` to an offline user's mailbox is seen by the sweep: one worker of the fleet
   at a time (a lease per interval), every PUSH_MAILBOX_SWEEP_S, scans a bounded share of
   the keys (SWEEP_SCANS SCAN calls of SWEEP_SCAN_COUNT), continuing where the last turn
-  left off (its cursor is kept in Redis), and runs scripts/sweep.lua on each mailbox:
-  trim to the cap, renew the expiry of one that grew (a raw LPUSH renews no TTL), drop
-  one not written for its TTL. A mailbox is held to them within one pass over the keys.
-- Redis's own expiry on a mailbox comes a margin after its TTL (config.mailbox_expiry_ms):
-  it only catches a mailbox while no service sweeps, and that loss is not counted.
+  left off (its cursor is kept in Redis), and runs scripts/sweep.lua on each mailbox: a
+  mailbox whose length or newest message is not what its marker says was written since
+  (its marker is stamped now); one that is was last written at the marker's time and is
+  dropped once PUSH_MAILBOX_TTL_S has passed since. The sweeper's TTL decides, whatever
+  TTL the writer had. Past the cap the oldest go. A mailbox is held to them within one
+  pass over the keys.
+- Redis's own expiry on a mailbox comes MAILBOX_EXPIRY_MARGIN_S after its TTL
+  (config.mailbox_expiry_ms): it only catches a mailbox while no service sweeps, and that
+  loss is not counted.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 
 import gevent
 import redis
@@ -47,9 +55,46 @@ SWEEP_LEASE_KEY = "push:sweep:lease:"
 SWEEP_CURSOR_KEY = "push:sweep:cursor:"
 
 
+#: A mailbox's drops are logged at most once a minute per reason (the metric counts each).
+LOG_EVERY_S = 60.0
+#: Mailboxes whose last line is remembered: bounds the throttle's memory.
+LOG_KEYS_MAX = 10_000
+
+
+class Throttle:
+    """At most one log line per key every `every_s`, carrying the count since the last
+    line: `add` answers the count to log now, or 0 to stay quiet (the count is kept for the
+    key's next line). Remembers at most `size` keys (the longest-remembered go first)."""
+
+    def __init__(self, every_s: float = LOG_EVERY_S, size: int = LOG_KEYS_MAX) -> None:
+        self.every_s = every_s
+        self.size = size
+        self._keys: dict[object, list[float]] = {}
+
+    def add(self, key: object, count: int, now: float | None = None) -> int:
+        now = time.monotonic() if now is None else now
+        seen = self._keys.get(key)
+        if seen is not None and now - seen[0] < self.every_s:
+            seen[1] += count
+            return 0
+        if seen is not None:
+            count += int(seen[1])
+            del self._keys[key]
+        elif len(self._keys) >= self.size:
+            del self._keys[next(iter(self._keys))]
+        self._keys[key] = [now, 0]
+        return count
+
+
+_logged = Throttle()
+
+
 def messages_expired(reason: str, mailbox: str, count: int) -> None:
-    """Count and log messages that left `mailbox` unread, and why."""
+    """Count and log (throttled: Throttle) messages that left `mailbox` unread, and why."""
     EXPIRED.labels(reason).inc(count)
+    count = _logged.add((reason, mailbox), count)
+    if not count:
+        return
     if reason == MAILBOX_FULL:
         log.warning(
             "mailbox full mailbox=%s dropped=%d oldest messages (past PUSH_MAILBOX_MAX)",
@@ -153,8 +198,7 @@ class Sweeper:
     def _sweep_mailboxes(self, users: list[UserKeys]) -> tuple[int, int]:
         if not users:
             return 0, 0
-        expiry = mailbox_expiry_ms(self.ttl_s)
-        limits = [self.mailbox_max, expiry, expiry - self.ttl_s * 1000]
+        limits = [self.mailbox_max, mailbox_expiry_ms(self.ttl_s), self.ttl_s * 1000]
         with self.store.redis.pipeline(transaction=False) as pipe:
             for keys in users:
                 queue_script(pipe, self._sweep, [keys.mailbox, keys.swept], limits)

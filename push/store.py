@@ -167,6 +167,8 @@ class DrainLimits:
     #: Bytes kept of a dead letter, and the dead-letter list's TTL (0: none).
     dead_letter_bytes: int = 0
     dead_letter_ttl_s: int = 0
+    #: Dead letters kept per user (0: the script's default, 1000).
+    dead_letter_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,6 +401,7 @@ class Store:
             limits.mailbox_expiry_ms or "",
             limits.dead_letter_bytes or "",
             limits.dead_letter_ttl_s or "",
+            limits.dead_letter_count or "",
         ]
 
     def mark_delivered(self, keys: UserKeys, entry: Entry, ttl_s: int) -> bool:

@@ -1,6 +1,7 @@
 -- Move one user's messages into the history stream, atomically.
 --
--- KEYS: mailbox, pending, history, state, dead, mover lease, presence
+-- KEYS: mailbox, pending, history, state, dead, mover lease, presence, the mailbox's
+--       write marker (sweep.lua)
 -- ARGV: window, batch, history max length, ttl seconds, max message bytes, wake channel,
 --       how to publish the wake (PUBLISH, or SPUBLISH on a cluster; default PUBLISH),
 --       how many payload bytes a wake may carry (default 0: none),
@@ -8,7 +9,8 @@
 --       ("claim", or "steal" from the dead holder named next), the lease's expiry (ms),
 --       the presence prefix of the calling worker ("": always publish the wake),
 --       the mailbox's cap (0: none) and expiry (ms; "": none), the bytes of a dead letter
---       kept (default: all) and the dead-letter list's TTL (seconds; "": none)
+--       kept (default: all), the dead-letter list's TTL (seconds; "": none) and how many
+--       dead letters are kept (default 1000)
 --
 -- Takes from `pending` first (what BLMOVE, or a worker that died, left there), then
 -- from the mailbox's right end (oldest first). Flow control: the history never
@@ -18,7 +20,9 @@
 -- bytes behind a "[truncated: <n> bytes] " marker when longer than the dead-letter bound.
 --
 -- The mailbox is held to its cap first (the oldest, at the right end, go) and, while it
--- holds mail, its expiry is renewed: an online user's backlog does not age out.
+-- holds mail, its expiry and its write marker are renewed: an online user's backlog does
+-- not age out, and the sweep sees any LPUSH after this drain (an emptied mailbox's marker
+-- goes).
 --
 -- With a holder id, only the lease's holder drains (one drainer per user across the
 -- fleet): a free lease is taken, a lease held by anyone else is left alone (and by
@@ -36,7 +40,7 @@
 --          (false otherwise), how many of the oldest the cap dropped}: the caller's worker hands the entries to its connections
 --          without reading the history again.
 local mailbox, pending, history, state, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local lease, presence = KEYS[6], KEYS[7]
+local lease, presence, marker = KEYS[6], KEYS[7], KEYS[8]
 local window = tonumber(ARGV[1])
 local batch = tonumber(ARGV[2])
 local maxlen = tonumber(ARGV[3])
@@ -53,6 +57,7 @@ local mailbox_max = tonumber(ARGV[14]) or 0
 local mailbox_expiry = ARGV[15] or ''
 local dead_bytes = tonumber(ARGV[16])
 local dead_ttl = ARGV[17] or ''
+local dead_last = string.format('%d', (tonumber(ARGV[18]) or 1000) - 1)
 
 if me ~= '' then
   local holder = redis.call('GET', lease)
@@ -103,9 +108,6 @@ if mailbox_max > 0 then
     redis.call('LTRIM', mailbox, '0', string.format('%d', mailbox_max - 1))
     capped = length - mailbox_max
   end
-  if length > 0 and mailbox_expiry ~= '' then
-    redis.call('PEXPIRE', mailbox, mailbox_expiry)
-  end
 end
 
 local counters = redis.call('HMGET', state, 'seq', 'delivered_n', 'last')
@@ -148,7 +150,7 @@ for i = 1, #taken do
       message = string.format('[truncated: %d bytes] ', #message) .. string.sub(message, 1, dead_bytes)
     end
     redis.call('LPUSH', dead, message)
-    redis.call('LTRIM', dead, '0', '999')
+    redis.call('LTRIM', dead, '0', dead_last)
     if dead_ttl ~= '' then redis.call('EXPIRE', dead, dead_ttl) end
     dead_count = dead_count + 1
     reasons[#reasons + 1] = why
@@ -189,6 +191,20 @@ if moved > 0 then
     else
       redis.call(publish, wake, last_id)
     end
+  end
+end
+
+if mailbox_expiry ~= '' then
+  local head = redis.call('LINDEX', mailbox, '0')
+  if head then
+    local now = redis.call('TIME')
+    local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+    local left = redis.call('LLEN', mailbox)
+    redis.call('PEXPIRE', mailbox, mailbox_expiry)
+    redis.call('SET', marker, string.format('%d %d %s', ms, left, redis.sha1hex(head)),
+      'PX', mailbox_expiry)
+  else
+    redis.call('DEL', marker)
   end
 end
 
