@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from flask import Request, current_app, g
 
+from push.authhook import HookUnavailable
 from push.errors import Refusal
 from push.identity import identify, unauthorized
 from push.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
@@ -95,6 +96,8 @@ def admit(request: Request) -> Admission:
     except REDIS_UNAVAILABLE as error:
         REDIS_ERRORS.labels("admission").inc()
         raise Unavailable("redis is unavailable") from error
+    except HookUnavailable as error:
+        raise Unavailable(str(error)) from error
     start = cursor or joined.mark or START_OF_HISTORY
     caught_up = joined.caught_up and (
         joined.mark is None or parse_event_id(start) >= parse_event_id(joined.mark)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from push.redis_clients import parse_sentinel_url
 from push.redis_cluster import parse_cluster_seeds
@@ -93,6 +94,11 @@ JWT_MAX_AGE_CLOCK_SKEW_S = 300
 DEFAULT_TOKEN_COOKIE = "push_token"
 #: A ticket only has to survive the page's next request.
 DEFAULT_TICKET_TTL_S = 30
+#: Seconds the site's answer for one session is reused: a reconnect storm after a deploy
+#: asks the site once per session, and a logout is seen by the next reconnect within this.
+DEFAULT_AUTH_CACHE_S = 30.0
+#: Seconds the service waits for the site's auth hook: a slow site is treated as down.
+DEFAULT_AUTH_TIMEOUT_S = 1.0
 #: Twenty tabs of one user is generous; more is a bug or an abuse.
 DEFAULT_MAX_CONNECTIONS_PER_USER = 20
 #: How long a user's revocation refuses the tokens issued before it. It must outlast the
@@ -153,6 +159,16 @@ def _mailbox_template(name: str, raw: str) -> str:
 
 
 def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _hook_url(name: str, raw: str) -> str | None:
+    """An http(s) URL with a host, or None when unset."""
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name} must be an http:// or https:// URL with a host, got {raw!r}")
     return raw
 
 
@@ -283,6 +299,13 @@ SETTINGS: dict[str, tuple[str, Callable[[str, str], Any], Any]] = {
         DEFAULT_JWT_MAX_AGE_S,
     ),
     "PUSH_TOKEN_COOKIE": ("PUSH_TOKEN_COOKIE", _text, DEFAULT_TOKEN_COOKIE),
+    "PUSH_AUTH_URL": ("PUSH_AUTH_URL", _hook_url, None),
+    "PUSH_AUTH_CACHE_S": ("PUSH_AUTH_CACHE_S", _number(float, 0, 3600), DEFAULT_AUTH_CACHE_S),
+    "PUSH_AUTH_TIMEOUT_S": (
+        "PUSH_AUTH_TIMEOUT_S",
+        _number(float, 0.05, 30),
+        DEFAULT_AUTH_TIMEOUT_S,
+    ),
     "PUSH_TICKET_TTL_S": ("PUSH_TICKET_TTL_S", _number(int, 1, 3600), DEFAULT_TICKET_TTL_S),
     "PUSH_ALLOWED_ORIGINS": ("PUSH_ALLOWED_ORIGINS", _origins, ()),
     "PUSH_MAX_CONNECTIONS_PER_USER": (
@@ -344,12 +367,15 @@ def check_consistency(config: Mapping[str, Any]) -> None:
         )
     if not config["PUSH_DEMO"]:
         secret = config["PUSH_JWT_SECRET"]
-        if not secret:
+        if not secret and config.get("PUSH_AUTH_URL"):
+            # The site's session says who a user is; tickets live in Redis, no secret needed.
+            pass
+        elif not secret:
             raise ConfigError(
-                "PUSH_JWT_SECRET is required outside demo mode (PUSH_DEMO=1): "
-                "streams are identified by tokens signed with it"
+                "PUSH_JWT_SECRET is required outside demo mode (PUSH_DEMO=1) unless "
+                "PUSH_AUTH_URL is set: streams are identified by tokens signed with it"
             )
-        if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+        if secret and len(secret.encode()) < MIN_JWT_SECRET_BYTES:
             raise ConfigError(
                 f"PUSH_JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes, "
                 f"got {len(secret.encode())}"

@@ -36,6 +36,16 @@ def http_exception_response(exception: HTTPException) -> Response:
     return refusal_response(refusal)
 
 
+def hook_unavailable_response(error: Exception) -> Response:
+    """The site's auth hook gave no usable answer (an ack or a ticket): come back soon."""
+    return refusal_response(
+        Refusal(503, "unavailable", f"{error}; try again", {"Retry-After": "2"})
+    )
+
+
 def init_app(app: Flask) -> None:
+    from push.authhook import HookUnavailable
+
     app.register_error_handler(Refusal, refusal_response)
+    app.register_error_handler(HookUnavailable, hook_unavailable_response)
     app.register_error_handler(HTTPException, http_exception_response)

@@ -2,14 +2,17 @@
 
 Credentials are looked for in this order: `Authorization: Bearer <token>`, the
 token cookie (PUSH_TOKEN_COOKIE, for EventSource, which cannot set headers),
-the `token` query parameter, then a `ticket` query parameter. Demo mode also
+the `token` query parameter, then a `ticket` query parameter. With PUSH_AUTH_URL, a
+request with none of these (or with an Authorization header that is not a push token)
+is identified by the site from its own cookies (push/authhook.py). Demo mode also
 accepts a bare `user_id` parameter when no credential is given.
 """
 
 from __future__ import annotations
 
-from flask import Request, current_app
+from flask import Flask, Request, current_app
 
+from push.authhook import AuthHook
 from push.errors import Refusal
 from push.keys import InvalidUserId, validate_user_id
 from push.store import Store
@@ -46,12 +49,36 @@ def credential(request: Request, cookie: str) -> tuple[str, str] | None:
     return None
 
 
+def auth_hook(app: Flask) -> AuthHook | None:
+    """This process's client of the site's hook (PUSH_AUTH_URL), made on first use."""
+    hook = app.extensions.get("push.auth_hook")
+    if hook is None and app.config.get("PUSH_AUTH_URL"):
+        hook = app.extensions.setdefault(
+            "push.auth_hook",
+            AuthHook(
+                app.config["PUSH_AUTH_URL"],
+                timeout_s=app.config["PUSH_AUTH_TIMEOUT_S"],
+                cache_s=app.config["PUSH_AUTH_CACHE_S"],
+            ),
+        )
+    return hook
+
+
 def identify(request: Request, *, tickets: bool = True) -> Identity:
     """Who a request is for and until when, or a 401 refusal naming the check that failed.
 
-    May reach Redis (to take a ticket): redis errors propagate to the caller."""
+    May reach Redis (to take a ticket): redis errors propagate to the caller. May ask the
+    site's hook: HookUnavailable propagates."""
     config = current_app.config
+    hook = auth_hook(current_app._get_current_object())  # type: ignore[attr-defined]
+    header = request.headers.get("Authorization")
+    if hook is not None and header is not None:
+        bearer = header.partition(" ")[0].lower() == "bearer"
+        if not (bearer and current_app.extensions["push.tokens"] is not None):
+            return hook.identify(request.headers.get("Cookie", ""), header)
     found = credential(request, config["PUSH_TOKEN_COOKIE"])
+    if found is None and hook is not None and request.headers.get("Cookie"):
+        return hook.identify(request.headers["Cookie"], "")
     if found is None:
         if config["PUSH_DEMO"] and "user_id" in request.args:
             return Identity(checked_user_id(request.args["user_id"]))

@@ -66,6 +66,12 @@ ACKS_IGNORED = Counter(
     "or not newer than its last ack (not_newer)",
     ["reason"],
 )
+AUTH_HOOK = Counter(
+    "push_auth_hook",
+    "Calls to the site's auth hook (PUSH_AUTH_URL), by result "
+    "(admitted, refused, bad_status, malformed, timeout, unreachable)",
+    ["result"],
+)
 REDIS_ERRORS = Counter("push_redis_errors", "Redis errors, by the part that met them", ["part"])
 ACTIVE_USERS = Gauge(
     "push_active_users", "Users with a mover in a worker", multiprocess_mode="livesum"

@@ -86,11 +86,15 @@ def foreign_origin(
 
 def cross_origin(request: Request, allowed: Iterable[str], cookie: str | None = None) -> str | None:
     """`foreign_origin` for a request; `cookie` names the token cookie, whose use (no
-    Authorization header, the cookie set) is held to Sec-Fetch-Site."""
+    Authorization header, the cookie set) is held to Sec-Fetch-Site; with PUSH_AUTH_URL,
+    so is any cookie (the site's session)."""
     by_cookie = (
         cookie is not None
         and "Authorization" not in request.headers
-        and bool(request.cookies.get(cookie))
+        and (
+            bool(request.cookies.get(cookie))
+            or bool(current_app.config.get("PUSH_AUTH_URL") and request.cookies)
+        )
     )
     return foreign_origin(
         request.headers.get("Origin"),

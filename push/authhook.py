@@ -1,0 +1,220 @@
+"""PUSH_AUTH_URL: ask the site who a request is, from the site's own session.
+
+A request that carries no push token or ticket is passed on to the site's hook: a GET
+with the request's `Cookie` and `Authorization` headers, no redirects followed. The
+site answers `200 {"user_id": "42", "expires_in": 300}` (admitted as user 42 until
+then, like a token's exp), 401 or 403 (refused: 401 `unauthorized`); anything else,
+or nothing within PUSH_AUTH_TIMEOUT_S, counts as the site being away (`HookUnavailable`,
+which streams treat like Redis being away).
+
+Answers are kept per worker process, in memory, keyed by an HMAC of the two headers
+under a random per-process key (a cookie is never kept in clear): admissions for the
+shorter of expires_in and PUSH_AUTH_CACHE_S, refusals for REFUSAL_CACHE_S. Concurrent
+requests with the same headers wait for one call. Not in Redis: an entry is only worth
+the one HTTP call it saves, a shared cache would put session identifiers (hashed or
+not) where every worker and operator can read them, and the hook must still answer
+when Redis is what is away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import json
+import math
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from push.errors import Refusal
+from push.keys import InvalidUserId, validate_user_id
+from push.metrics import AUTH_HOOK
+from push.tokens import Identity
+
+#: Seconds a refusal (401/403) is reused: a storm of logged-out tabs asks once per
+#: session in that time, and a user who has just logged in waits no longer than this.
+REFUSAL_CACHE_S = 5.0
+#: Sessions remembered per worker process; the least recently used go first.
+CACHE_ENTRIES = 10_000
+#: Bytes of the site's answer read: `{"user_id": ..., "expires_in": ...}` is small.
+MAX_ANSWER_BYTES = 4096
+#: The longest session an answer may claim: the longest a token may live.
+MAX_EXPIRES_IN_S = 366 * 86400
+
+
+class HookUnavailable(Exception):
+    """The site's hook gave no usable answer: the client should come back shortly."""
+
+
+@dataclass(slots=True)
+class _Answer:
+    identity: Identity | None
+    #: time.monotonic() after which the answer is asked again.
+    fresh_until: float
+
+
+@dataclass(slots=True)
+class _Call:
+    done: threading.Event = field(default_factory=threading.Event)
+    answer: _Answer | None = None
+    error: HookUnavailable | None = None
+
+
+def refused() -> Refusal:
+    return Refusal(
+        401,
+        "unauthorized",
+        "the site says this request belongs to nobody signed in",
+        {"WWW-Authenticate": 'Bearer error="unauthorized"'},
+    )
+
+
+def parse_answer(body: bytes) -> tuple[str, float]:
+    """(user_id, expires_in) from a 200 answer, or ValueError saying what is wrong."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("the answer is not JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError("the answer is not a JSON object")
+    user_id = data.get("user_id")
+    if isinstance(user_id, int) and not isinstance(user_id, bool):
+        user_id = str(user_id)
+    try:
+        user_id = validate_user_id(user_id)
+    except InvalidUserId as error:
+        raise ValueError(f"user_id: {error}") from None
+    expires_in = data.get("expires_in")
+    if (
+        not isinstance(expires_in, int | float)
+        or isinstance(expires_in, bool)
+        or not math.isfinite(expires_in)
+        or not 0 < expires_in <= MAX_EXPIRES_IN_S
+    ):
+        raise ValueError(f"expires_in must be seconds in (0, {MAX_EXPIRES_IN_S}]")
+    return user_id, float(expires_in)
+
+
+class AuthHook:
+    """The site's hook at `url`, its answers cached and concurrent asks coalesced."""
+
+    def __init__(
+        self, url: str, *, timeout_s: float, cache_s: float, entries: int = CACHE_ENTRIES
+    ) -> None:
+        parts = urlsplit(url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or ""
+        self._port = parts.port
+        self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.timeout_s = timeout_s
+        self.cache_s = cache_s
+        self._entries = entries
+        self._key = secrets.token_bytes(32)
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[bytes, _Answer] = OrderedDict()
+        self._calls: dict[bytes, _Call] = {}
+
+    def cache_key(self, cookie: str, authorization: str) -> bytes:
+        message = (
+            cookie.encode("latin-1", "replace") + b"\0" + authorization.encode("latin-1", "replace")
+        )
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def identify(self, cookie: str, authorization: str) -> Identity:
+        """Who the site says these headers belong to; Refusal (401) or HookUnavailable."""
+        key = self.cache_key(cookie, authorization)
+        with self._lock:
+            answer = self._cache.get(key)
+            if answer is not None and answer.fresh_until > time.monotonic():
+                self._cache.move_to_end(key)
+                return self._result(answer)
+            call = self._calls.get(key)
+            leading = call is None
+            if call is None:
+                call = self._calls[key] = _Call()
+        if not leading:
+            if not call.done.wait(self.timeout_s + 1):
+                raise HookUnavailable("the site's auth hook did not answer")
+            if call.answer is None:
+                raise call.error or HookUnavailable("the site's auth hook did not answer")
+            return self._result(call.answer)
+        try:
+            call.answer = self._ask(cookie, authorization)
+            self._remember(key, call.answer)
+            return self._result(call.answer)
+        except HookUnavailable as error:
+            call.error = error
+            raise
+        finally:
+            with self._lock:
+                self._calls.pop(key, None)
+            call.done.set()
+
+    def _result(self, answer: _Answer) -> Identity:
+        if answer.identity is None:
+            raise refused()
+        return answer.identity
+
+    def _remember(self, key: bytes, answer: _Answer) -> None:
+        if answer.fresh_until <= time.monotonic():
+            return
+        with self._lock:
+            self._cache[key] = answer
+            self._cache.move_to_end(key)
+            now = time.monotonic()
+            while len(self._cache) > self._entries:
+                self._cache.popitem(last=False)
+            # Drop a few stale entries from the old end on each write.
+            for _ in range(4):
+                oldest = next(iter(self._cache.items()), None)
+                if oldest is None or oldest[1].fresh_until > now:
+                    break
+                del self._cache[oldest[0]]
+
+    def _ask(self, cookie: str, authorization: str) -> _Answer:
+        """One GET to the hook (no redirects: http.client follows none)."""
+        started = time.monotonic()
+        headers = {"Accept": "application/json", "User-Agent": "push-auth-hook"}
+        if cookie:
+            headers["Cookie"] = cookie
+        if authorization:
+            headers["Authorization"] = authorization
+        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        connection = kind(self._host, self._port, timeout=self.timeout_s)
+        try:
+            connection.request("GET", self._target, headers=headers)
+            response = connection.getresponse()
+            body = response.read(MAX_ANSWER_BYTES + 1)
+        except TimeoutError:
+            AUTH_HOOK.labels("timeout").inc()
+            raise HookUnavailable("the site's auth hook did not answer in time") from None
+        except (OSError, http.client.HTTPException) as error:
+            AUTH_HOOK.labels("unreachable").inc()
+            raise HookUnavailable(f"the site's auth hook is unreachable: {error}") from None
+        finally:
+            connection.close()
+        if time.monotonic() - started > self.timeout_s:
+            AUTH_HOOK.labels("timeout").inc()
+            raise HookUnavailable("the site's auth hook did not answer in time")
+        if response.status in (401, 403):
+            AUTH_HOOK.labels("refused").inc()
+            return _Answer(None, time.monotonic() + min(REFUSAL_CACHE_S, self.cache_s))
+        if response.status != 200:
+            AUTH_HOOK.labels("bad_status").inc()
+            raise HookUnavailable(f"the site's auth hook answered {response.status}")
+        if len(body) > MAX_ANSWER_BYTES:
+            AUTH_HOOK.labels("malformed").inc()
+            raise HookUnavailable("the site's auth hook answered too much")
+        try:
+            user_id, expires_in = parse_answer(body)
+        except ValueError as error:
+            AUTH_HOOK.labels("malformed").inc()
+            raise HookUnavailable(f"the site's auth hook answered badly: {error}") from None
+        AUTH_HOOK.labels("admitted").inc()
+        now = time.time()
+        identity = Identity(user_id, expires_at=now + expires_in, issued_at=now)
+        return _Answer(identity, time.monotonic() + min(expires_in, self.cache_s))
