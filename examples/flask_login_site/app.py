@@ -25,7 +25,7 @@ from flask_login import LoginManager, UserMixin, login_required, login_user, log
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from push.site import init_push_auth  # noqa: E402
+from push.site import init_push_auth
 
 PASSWORD = "push"
 
