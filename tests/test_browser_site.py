@@ -1,0 +1,106 @@
+"""examples/flask_login_site in headless Chromium: the page opens its stream with the
+site's session cookie (no token), through PUSH_AUTH_URL; a logout ends it at the next
+reconnect. The site and push run on one host, different ports (cookies are not
+port-scoped), push with no JWT secret at all."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+import uuid
+
+import pytest
+import redis
+from clients import wait_until
+from playwright.sync_api import expect
+from servers import ROOT, Gunicorn, service_env
+
+from push.redis_server import RedisServer, free_port
+
+pytestmark = pytest.mark.e2e
+
+#: Seconds the site's answers hold: the stream reconnects (and asks again) this often.
+SESSION_S = 3
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("site-redis")).start()
+    yield server
+    server.stop()
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def shop(redis_server, tmp_path_factory):
+    """(site URL, push URL): the example site and the push service asking it."""
+    folder = tmp_path_factory.mktemp("site")
+    site_port = free_port()
+    site_url = f"http://127.0.0.1:{site_port}"
+    push = Gunicorn(
+        folder / "gunicorn.log",
+        service_env(
+            redis_server.url,
+            PUSH_AUTH_URL=f"{site_url}/push-auth",
+            PUSH_ALLOWED_ORIGINS=site_url,
+            PUSH_JWT_LEEWAY_S="0",
+            PUSH_RETRY_MS="500",
+        ),
+        workers=1,
+    )
+    env = {
+        **os.environ,
+        "SITE_PORT": str(site_port),
+        "PUSH_URL": push.base_url,
+        "SESSION_EXPIRES_IN": str(SESSION_S),
+    }
+    with open(folder / "site.log", "wb") as log:
+        site = subprocess.Popen(
+            [sys.executable, str(ROOT / "examples" / "flask_login_site" / "app.py")],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: answers(f"{site_url}/login"), timeout=30, what="the site")
+        push.start()
+        yield site_url, push.base_url
+    finally:
+        push.stop()
+        site.terminate()
+        site.wait(10)
+
+
+def test_the_session_cookie_opens_the_stream_and_a_logout_ends_it(browser, shop, redis_server):
+    site_url, _ = shop
+    name = f"shopper{uuid.uuid4().hex[:8]}"
+    context = browser.new_context()
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        page.goto(f"{site_url}/login")
+        page.fill("input[name=name]", name)
+        page.fill("input[name=password]", "push")
+        page.click("#sign-in")
+        expect(page.locator("#status")).to_have_attribute("data-state", "open")
+        client = redis.Redis.from_url(redis_server.url)
+        client.lpush(f"user_{name}_messages", "your order has shipped")
+        client.close()
+        expect(page.locator("#messages li")).to_have_text(["your order has shipped"])
+        # Signed out (in another tab, say): the stream ends at the site's expires_in, and
+        # its reconnect is refused, for good.
+        page.evaluate("fetch('/logout', {method: 'POST', redirect: 'manual'})")
+        expect(page.locator("#status")).to_have_attribute(
+            "data-state", "refused", timeout=(SESSION_S + 10) * 1000
+        )
+    finally:
+        context.close()
