@@ -15,7 +15,7 @@ from flask import Request, current_app, g
 
 from push.authhook import HookUnavailable
 from push.errors import Refusal
-from push.identity import identify, unauthorized
+from push.identity import forget_site_answer, identify, unauthorized
 from push.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
 from push.metrics import REDIS_ERRORS
 from push.origins import cross_origin
@@ -81,6 +81,12 @@ def admit(request: Request) -> Admission:
         keys = user_keys(user_id, config["PUSH_MAILBOX_KEY"])
         connection_id = new_connection_id()
         joined = presence.join(keys, connection_id, identity.issued_at)
+        if joined.revoked_at is not None and forget_site_answer():
+            # A cached answer from before a disconnect: the site is asked again.
+            identity = identify(request)
+            user_id = identity.user_id
+            keys = user_keys(user_id, config["PUSH_MAILBOX_KEY"])
+            joined = presence.join(keys, connection_id, identity.issued_at)
         if joined.revoked_at is not None:
             raise unauthorized(
                 "token_revoked", "the user was disconnected after this token was issued (iat)"

@@ -154,6 +154,12 @@ class AuthHook:
                 self._calls.pop(key, None)
             call.done.set()
 
+    def forget(self, cookie: str, authorization: str) -> None:
+        """Drop the cached answer for these headers: the next identify asks the site."""
+        key = self.cache_key(cookie, authorization)
+        with self._lock:
+            self._cache.pop(key, None)
+
     def _result(self, answer: _Answer) -> Identity:
         if answer.identity is None:
             raise refused()

@@ -10,7 +10,7 @@ accepts a bare `user_id` parameter when no credential is given.
 
 from __future__ import annotations
 
-from flask import Flask, Request, current_app
+from flask import Flask, Request, current_app, g
 
 from push.authhook import AuthHook
 from push.errors import Refusal
@@ -64,6 +64,23 @@ def auth_hook(app: Flask) -> AuthHook | None:
     return hook
 
 
+def ask_site(hook: AuthHook, cookie: str, authorization: str) -> Identity:
+    """The site's answer; the headers it was for are kept on `g` for `forget_site_answer`."""
+    g.site_headers = (cookie, authorization)
+    return hook.identify(cookie, authorization)
+
+
+def forget_site_answer() -> bool:
+    """Drop this request's cached answer from the site (it predates a revocation); False
+    when the request was not identified by the site."""
+    headers = g.pop("site_headers", None)
+    hook = auth_hook(current_app._get_current_object())  # type: ignore[attr-defined]
+    if headers is None or hook is None:
+        return False
+    hook.forget(*headers)
+    return True
+
+
 def identify(request: Request, *, tickets: bool = True) -> Identity:
     """Who a request is for and until when, or a 401 refusal naming the check that failed.
 
@@ -75,10 +92,10 @@ def identify(request: Request, *, tickets: bool = True) -> Identity:
     if hook is not None and header is not None:
         bearer = header.partition(" ")[0].lower() == "bearer"
         if not (bearer and current_app.extensions["push.tokens"] is not None):
-            return hook.identify(request.headers.get("Cookie", ""), header)
+            return ask_site(hook, request.headers.get("Cookie", ""), header)
     found = credential(request, config["PUSH_TOKEN_COOKIE"])
     if found is None and hook is not None and request.headers.get("Cookie"):
-        return hook.identify(request.headers["Cookie"], "")
+        return ask_site(hook, request.headers["Cookie"], "")
     if found is None:
         if config["PUSH_DEMO"] and "user_id" in request.args:
             return Identity(checked_user_id(request.args["user_id"]))

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from servers import Gunicorn, service_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from push import disconnect
 from push.config import ConfigError, load_config
 from push.redis_server import RedisServer
 
@@ -280,6 +281,22 @@ def test_a_websocket_closes_4401_when_the_sites_expires_in_runs_out(url, site):
         while True:
             ws.recv(timeout=6)
     assert closed.value.rcvd.code == 4401
+
+
+def test_after_a_disconnect_the_site_is_asked_again_instead_of_refusing_its_old_answer(
+    url, site, r
+):
+    user = f"u{uuid.uuid4().hex[:8]}"
+    session = site.session(200, user_for(user))
+    for _ in range(2):
+        with open_sse(url, headers=cookie(session)) as stream:
+            stream.wait_for_comment("connected")
+    assert site.calls_for(session) == 1
+    disconnect(r, user, "password changed")
+    with open_sse(url, headers=cookie(session)) as stream:
+        assert stream.status == 200
+        stream.wait_for_comment("connected")
+    assert site.calls_for(session) == 2
 
 
 # --- Tokens first, acks ---------------------------------------------------------------
