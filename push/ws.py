@@ -48,6 +48,7 @@ from push.metrics import (
     RESULT_BY_STATUS,
     closed_label,
 )
+from push.origins import add_cors_headers
 from push.redis_clients import REDIS_UNAVAILABLE
 from push.store import Entry, Store
 from push.tokens import TokenRejected, TokenSettings, verify_token
@@ -332,6 +333,13 @@ def admit_websocket() -> None:
 
 
 bp.teardown_request(release_unless_taken)
+
+
+@bp.after_request
+def cors(response: Response) -> Response:
+    """A refused handshake's status, readable by an allowed page's fetch (push.js asks the
+    same URL over fetch to learn why an upgrade failed: the browser hides it)."""
+    return add_cors_headers(response, g.get("cors_origin"))
 
 
 @bp.after_request

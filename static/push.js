@@ -31,8 +31,8 @@
 // hides a failed upgrade's status): 401/403 get a new token, 429/503 back off and try
 // WebSocket again, and only a 426 (the service would have accepted it: something between
 // broke the upgrade) makes `transport: "auto"` use SSE. Credentials refused three times in a
-// row (or a static token that expired, or a disconnected user) stop the retries with
-// status `unauthorized`.
+// row (or a static token that expired) stop the retries with status `unauthorized`; a page
+// with cookies only reopens when its stream ends (the site's session may still be good).
 
 /** Compare two event ids ("<ms>-<seq>"): negative, zero or positive. */
 export function compareIds(a, b) {
@@ -379,9 +379,12 @@ class Push {
   }
 
   // The service refused the credentials (or the token ran out): try a new token, or stop.
+  // A page with no token at all relies on its cookies (the token cookie, or the site's
+  // session through PUSH_AUTH_URL), which the site may have renewed: it reopens too.
   refused() {
     this.authFailures += 1;
-    if (!this.getToken || this.authFailures >= MAX_AUTH_FAILURES) {
+    const renewable = this.getToken || !this.token;
+    if (!renewable || this.authFailures >= MAX_AUTH_FAILURES) {
       clearTimeout(this.renewTimer);
       this.source?.close();
       this.setState("unauthorized");

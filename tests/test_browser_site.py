@@ -15,6 +15,7 @@ import pytest
 import redis
 from clients import wait_until
 from playwright.sync_api import expect
+from prometheus_client.parser import text_string_to_metric_families
 from servers import ROOT, Gunicorn, service_env
 
 from push.redis_server import RedisServer, free_port
@@ -38,6 +39,19 @@ def answers(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+def closed_count(base_url: str, transport: str, reason: str) -> float:
+    with urllib.request.urlopen(base_url + "/metrics", timeout=10) as response:
+        families = text_string_to_metric_families(response.read().decode())
+        return sum(
+            sample.value
+            for family in families
+            if family.name == "push_connections_closed"
+            for sample in family.samples
+            if sample.name.endswith("_total")
+            and sample.labels == {"transport": transport, "reason": reason}
+        )
 
 
 @pytest.fixture(scope="module")
@@ -80,27 +94,41 @@ def shop(redis_server, tmp_path_factory):
         site.wait(10)
 
 
-def test_the_session_cookie_opens_the_stream_and_a_logout_ends_it(browser, shop, redis_server):
+@pytest.mark.parametrize("transport", ["sse", "ws"])
+def test_the_session_cookie_opens_the_stream_renews_it_and_a_logout_ends_it(
+    browser, shop, redis_server, transport
+):
     site_url, _ = shop
     name = f"shopper{uuid.uuid4().hex[:8]}"
     context = browser.new_context()
     context.set_default_timeout(15_000)
     page = context.new_page()
+    client = redis.Redis.from_url(redis_server.url)
     try:
         page.goto(f"{site_url}/login")
         page.fill("input[name=name]", name)
         page.fill("input[name=password]", "push")
         page.click("#sign-in")
+        page.goto(f"{site_url}/?transport={transport}")
         expect(page.locator("#status")).to_have_attribute("data-state", "open")
-        client = redis.Redis.from_url(redis_server.url)
         client.lpush(f"user_{name}_messages", "your order has shipped")
-        client.close()
         expect(page.locator("#messages li")).to_have_text(["your order has shipped"])
-        # Signed out (in another tab, say): the stream ends at the site's expires_in, and
-        # its reconnect is refused, for good.
+        # The session's stream ends at the site's expires_in; push.js reopens with the
+        # cookie, the site says yes again, and messages keep coming.
+        wait_until(
+            lambda: closed_count(shop[1], transport, "token_expired") >= 1,
+            timeout=SESSION_S + 10,
+        )
+        expect(page.locator("#status")).to_have_attribute("data-state", "open")
+        client.lpush(f"user_{name}_messages", "out for delivery")
+        expect(page.locator("#messages li")).to_have_text(
+            ["your order has shipped", "out for delivery"]
+        )
+        # Signed out (in another tab, say): the next reopen is refused, for good.
         page.evaluate("fetch('/logout', {method: 'POST', redirect: 'manual'})")
         expect(page.locator("#status")).to_have_attribute(
-            "data-state", "refused", timeout=(SESSION_S + 10) * 1000
+            "data-state", "unauthorized", timeout=(SESSION_S + 20) * 1000
         )
     finally:
+        client.close()
         context.close()

@@ -23,9 +23,10 @@ from pathlib import Path
 from flask import Flask, redirect, render_template, request, url_for
 from flask_login import LoginManager, UserMixin, login_required, login_user, logout_user
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
 
-from push.site import init_push_auth
+from push.site import init_push_auth  # noqa: E402
 
 PASSWORD = "push"
 
@@ -36,7 +37,8 @@ class User(UserMixin):
 
 
 def create_site() -> Flask:
-    app = Flask(__name__)
+    # The page loads push.js from the site (the repository's static/push.js).
+    app = Flask(__name__, static_folder=str(ROOT / "static"), static_url_path="/push-static")
     app.secret_key = os.environ.get("SECRET_KEY", "example-only-change-me")
     app.config["PUSH_URL"] = os.environ.get("PUSH_URL", "http://127.0.0.1:8000")
     logins = LoginManager(app)
@@ -49,7 +51,8 @@ def create_site() -> Flask:
     @app.get("/")
     @login_required
     def home() -> str:
-        return render_template("index.html", push_url=app.config["PUSH_URL"])
+        transport = request.args.get("transport", "auto")
+        return render_template("index.html", push_url=app.config["PUSH_URL"], transport=transport)
 
     @app.route("/login", methods=["GET", "POST"])
     def login():
