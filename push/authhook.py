@@ -198,7 +198,7 @@ class AuthHook:
         except TimeoutError:
             AUTH_HOOK.labels("timeout").inc()
             raise HookUnavailable("the site's auth hook did not answer in time") from None
-        except (OSError, http.client.HTTPException) as error:
+        except (OSError, ValueError, http.client.HTTPException) as error:
             AUTH_HOOK.labels("unreachable").inc()
             raise HookUnavailable(f"the site's auth hook is unreachable: {error}") from None
         finally:

@@ -325,6 +325,20 @@ def test_an_ack_from_a_cookie_page_is_identified_by_the_site(url, site):
     assert site.calls_for(session) == 1
 
 
+def test_a_session_buys_a_ticket_that_opens_a_stream_without_the_cookie(url, site, r):
+    user = f"u{uuid.uuid4().hex[:8]}"
+    session = site.session(200, user_for(user))
+    request = urllib.request.Request(url + "/ticket", data=b"", method="POST")
+    request.add_header("Cookie", f"session={session}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        ticket = json.loads(response.read())["ticket"]
+    with open_sse(url, {"ticket": ticket}) as stream:
+        stream.wait_for_comment("connected")
+        r.lpush(f"user_{user}_messages", "by ticket")
+        assert stream.next_event().data == "by ticket"
+    assert site.calls_for(session) == 1
+
+
 def test_an_ack_while_the_site_is_away_is_a_503_with_retry_after(url, site):
     session = site.session(502, b"")
     request = urllib.request.Request(
