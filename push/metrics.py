@@ -21,6 +21,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from push import drops
+
 OPEN_CONNECTIONS = Gauge(
     "push_open_connections",
     "Open streams, by transport",
@@ -92,3 +94,14 @@ def exposition() -> tuple[bytes, str]:
 def closed_label(reason: str | None) -> str:
     """push_connections_closed_total's reason label of a connection's closing reason."""
     return (reason or "client left").replace(" ", "_")
+
+
+def _count_drops(what: str, count: int) -> None:
+    """The service counts what push.drops reports (a producer process only logs it)."""
+    if what == drops.IDEMPOTENCY_EVICTED:
+        IDEMPOTENCY_EVICTED.inc(count)
+    else:
+        EXPIRED.labels(what).inc(count)
+
+
+drops.count_with(_count_drops)

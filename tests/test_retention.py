@@ -15,7 +15,7 @@ from clients import open_sse, wait_until
 from conftest import API_KEYS, _start_service
 from prometheus_client import REGISTRY
 
-from push import publish, publish_many, publishing, retention
+from push import drops, publish, publish_many, publishing
 from push.config import (
     DEAD_LETTER_MAX_BYTES,
     DEAD_LETTER_MAX_COUNT,
@@ -51,7 +51,7 @@ def evicted() -> float:
 @pytest.fixture(autouse=True)
 def fresh_log_throttle(monkeypatch):
     """Each test sees its first log lines (the throttles are per process)."""
-    monkeypatch.setattr(retention, "_logged", Throttle())
+    monkeypatch.setattr(drops, "_logged", Throttle())
     monkeypatch.setattr(publishing, "_evictions_logged", Throttle())
 
 
