@@ -22,9 +22,11 @@ from push.store import Store
 from push.tokens import TokenSettings
 from push.ws_reader import FrameSignal, ReadWhenReadable
 
-__all__ = ["ROOT", "JsonFormatter", "create_app", "init_logging"]
+__all__ = ["PACKAGE", "JsonFormatter", "create_app", "init_logging"]
 
-ROOT = Path(__file__).resolve().parent.parent
+#: The demo page's template and the browser client (/static/push.js). In a checkout these
+#: are links to the top-level templates/ and static/; an installed wheel carries copies.
+PACKAGE = Path(__file__).parent
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -35,8 +37,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     reached, and the hub first started, by the first stream request."""
     app = Flask(
         __name__,
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "static"),
+        template_folder=str(PACKAGE / "templates"),
+        static_folder=str(PACKAGE / "static"),
     )
     app.config.from_mapping(parse_environ())
     if test_config is not None:

@@ -25,10 +25,11 @@ from push.config import (
     load_config,
     mailbox_expiry_ms,
 )
+from push.drops import MAILBOX_FULL, Throttle
 from push.keys import user_keys
 from push.mailbox import drain
 from push.publishing import IdempotencyClaim
-from push.retention import MAILBOX_FULL, Sweeper, Throttle, scan_pattern, user_id_of
+from push.retention import Sweeper, scan_pattern, user_id_of
 from push.store import script
 
 MAILBOX = "user_{user_id}_messages"
