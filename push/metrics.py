@@ -21,7 +21,8 @@ from prometheus_client import (
     multiprocess,
 )
 
-from push import drops
+from push.drops import IDEMPOTENCY_EVICTED as RECORDS_EVICTED
+from push.drops import count_with
 
 OPEN_CONNECTIONS = Gauge(
     "push_open_connections",
@@ -98,10 +99,10 @@ def closed_label(reason: str | None) -> str:
 
 def _count_drops(what: str, count: int) -> None:
     """The service counts what push.drops reports (a producer process only logs it)."""
-    if what == drops.IDEMPOTENCY_EVICTED:
+    if what == RECORDS_EVICTED:
         IDEMPOTENCY_EVICTED.inc(count)
     else:
         EXPIRED.labels(what).inc(count)
 
 
-drops.count_with(_count_drops)
+count_with(_count_drops)
