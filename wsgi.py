@@ -1,5 +1,5 @@
 """gunicorn's entry: `gunicorn -c gunicorn.conf.py wsgi:app` (the gevent worker patches first)."""
 
-from push import create_app
+from push.service import create_app
 
 app = create_app()

@@ -21,6 +21,9 @@ from prometheus_client import (
     multiprocess,
 )
 
+from push.drops import IDEMPOTENCY_EVICTED as RECORDS_EVICTED
+from push.drops import count_with
+
 OPEN_CONNECTIONS = Gauge(
     "push_open_connections",
     "Open streams, by transport",
@@ -98,3 +101,14 @@ def exposition() -> tuple[bytes, str]:
 def closed_label(reason: str | None) -> str:
     """push_connections_closed_total's reason label of a connection's closing reason."""
     return (reason or "client left").replace(" ", "_")
+
+
+def _count_drops(what: str, count: int) -> None:
+    """The service counts what push.drops reports (a producer process only logs it)."""
+    if what == RECORDS_EVICTED:
+        IDEMPOTENCY_EVICTED.inc(count)
+    else:
+        EXPIRED.labels(what).inc(count)
+
+
+count_with(_count_drops)

@@ -36,12 +36,11 @@ from push.config import (
     DEFAULT_REVOCATION_TTL_S,
     mailbox_expiry_ms,
 )
+from push.drops import IDEMPOTENCY_EVICTED, MAILBOX_FULL, Throttle, counted, messages_expired
 from push.keys import InvalidUserId, user_keys, validate_user_id
-from push.metrics import IDEMPOTENCY_EVICTED
+from push.lua import script
 from push.redis_clients import queue_script
 from push.redis_cluster import ClusterOnFirstUse
-from push.retention import MAILBOX_FULL, Throttle, messages_expired
-from push.store import script
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +275,7 @@ def _remember(client: redis.Redis, claim: IdempotencyClaim, answer: str) -> None
     )
     if not evicted:
         return
-    IDEMPOTENCY_EVICTED.inc(evicted)
+    counted(IDEMPOTENCY_EVICTED, evicted)
     if count := _evictions_logged.add(claim.scope, evicted):
         log.warning(
             "idempotency records evicted scope=%s evicted=%d oldest records (past "

@@ -9,6 +9,7 @@ already retries.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -19,7 +20,6 @@ from redis.exceptions import AskError, ClusterError, RedisClusterException, TryA
 from redis.sentinel import Sentinel, SentinelManagedConnection
 
 from push.redis_cluster import cluster_client, parse_host_ports
-from push.redis_parser import cooperative_parser
 
 SENTINEL_SCHEME = "redis+sentinel://"
 #: Seconds to wait for a sentinel's answer about the primary's address.
@@ -85,6 +85,17 @@ def _sentinel(parsed: SentinelUrl) -> Sentinel:
     return _sentinels[parsed.sentinels]
 
 
+def _cooperative_parser() -> type | None:
+    """push.redis_parser's parser when gevent has patched this process. Without gevent
+    loaded nothing can be patched, and a producer process (`from push import publish`)
+    must not import gevent for the question: so it is imported here only when loaded."""
+    if "gevent.monkey" not in sys.modules:
+        return None
+    from push.redis_parser import cooperative_parser
+
+    return cooperative_parser()
+
+
 def redis_client(
     url: str,
     *,
@@ -115,7 +126,7 @@ def redis_client(
             **{key: value for key, value in options.items() if key != "max_connections"},
         )
     # (Not on a cluster: RedisCluster passes no parser_class on to its nodes' pools.)
-    if (parser_class := cooperative_parser()) is not None:
+    if (parser_class := _cooperative_parser()) is not None:
         options["parser_class"] = parser_class
     if url.startswith(SENTINEL_SCHEME):
         parsed = parse_sentinel_url(url)

@@ -28,21 +28,19 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import time
 
 import gevent
 import redis
 
 from push.config import DeliverySettings, mailbox_expiry_ms
+from push.drops import MAILBOX_FULL, MAILBOX_TTL, messages_expired
 from push.keys import InvalidUserId, UserKeys, user_keys, validate_user_id
-from push.metrics import EXPIRED, REDIS_ERRORS
+from push.metrics import REDIS_ERRORS
 from push.redis_clients import REDIS_UNAVAILABLE, queue_script
 from push.store import Store, script
 
 log = logging.getLogger(__name__)
 
-MAILBOX_FULL = "mailbox_full"
-MAILBOX_TTL = "mailbox_ttl"
 #: Keys SCAN looks at per call (a hint to Redis: about this many slots of its table).
 SWEEP_SCAN_COUNT = 1000
 #: SCAN calls per turn: at most ~10,000 keys looked at per PUSH_MAILBOX_SWEEP_S, so one
@@ -53,60 +51,6 @@ SWEEP_SCANS = 10
 SWEEP_LEASE_KEY = "push:sweep:lease:"
 #: Where the pass over the keys is (the template, and on a cluster the primary, follow).
 SWEEP_CURSOR_KEY = "push:sweep:cursor:"
-
-
-#: A mailbox's drops are logged at most once a minute per reason (the metric counts each).
-LOG_EVERY_S = 60.0
-#: Mailboxes whose last line is remembered: bounds the throttle's memory.
-LOG_KEYS_MAX = 10_000
-
-
-class Throttle:
-    """At most one log line per key every `every_s`, carrying the count since the last
-    line: `add` answers the count to log now, or 0 to stay quiet (the count is kept for the
-    key's next line). Remembers at most `size` keys (the longest-remembered go first)."""
-
-    def __init__(self, every_s: float = LOG_EVERY_S, size: int = LOG_KEYS_MAX) -> None:
-        self.every_s = every_s
-        self.size = size
-        self._keys: dict[object, list[float]] = {}
-
-    def add(self, key: object, count: int, now: float | None = None) -> int:
-        now = time.monotonic() if now is None else now
-        seen = self._keys.get(key)
-        if seen is not None and now - seen[0] < self.every_s:
-            seen[1] += count
-            return 0
-        if seen is not None:
-            count += int(seen[1])
-            del self._keys[key]
-        elif len(self._keys) >= self.size:
-            del self._keys[next(iter(self._keys))]
-        self._keys[key] = [now, 0]
-        return count
-
-
-_logged = Throttle()
-
-
-def messages_expired(reason: str, mailbox: str, count: int) -> None:
-    """Count and log (throttled: Throttle) messages that left `mailbox` unread, and why."""
-    EXPIRED.labels(reason).inc(count)
-    count = _logged.add((reason, mailbox), count)
-    if not count:
-        return
-    if reason == MAILBOX_FULL:
-        log.warning(
-            "mailbox full mailbox=%s dropped=%d oldest messages (past PUSH_MAILBOX_MAX)",
-            mailbox,
-            count,
-        )
-    else:
-        log.warning(
-            "mailbox expired mailbox=%s dropped=%d messages (not written for PUSH_MAILBOX_TTL_S)",
-            mailbox,
-            count,
-        )
 
 
 def scan_pattern(template: str) -> str:

@@ -18,14 +18,13 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import redis
-from redis.commands.core import Script
 from redis.connection import AbstractConnection
 from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
 
 from push.keys import UserKeys, history_key
+from push.lua import script
 from push.redis_clients import queue_script, redis_client
 from push.redis_cluster import dedicated_connection_kwargs, node_client, primary_for
 from push.tracking import TrackedConnection, pack
@@ -55,17 +54,6 @@ MOVER_LEASE_SAFETY_MS = 3_600_000
 def worker_alive_key(worker_id: str) -> str:
     """Exists while the worker runs (renewed every few seconds)."""
     return f"push:alive:{worker_id}"
-
-
-def load_script(name: str) -> str:
-    """The source of a Lua script in push/scripts/."""
-    return (Path(__file__).parent / "scripts" / name).read_text()
-
-
-def script(client: redis.Redis, name: str) -> Script:
-    """A script of push/scripts/ for `client`, made without a round trip (a cluster
-    client is made on first use, and making the app must not reach Redis)."""
-    return Script(client, load_script(name).encode())
 
 
 def _raise_for_marks(failures: Sequence[tuple[int, Exception]], mark_count: int) -> None:

@@ -25,8 +25,8 @@ from gevent.pywsgi import WSGIServer  # noqa: E402
 from simple_websocket import Server  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from push import create_app  # noqa: E402
 from push.runtime import tune_for_many_connections  # noqa: E402
+from push.service import create_app  # noqa: E402
 
 #: Streams share users, as tabs do: users come and go too.
 USERS = 25

@@ -186,8 +186,8 @@ def test_a_replica_promoted_while_messages_flow_loses_nothing(tmp_path, watch):
 def test_a_cluster_that_does_not_answer_yet_is_redis_away_not_a_crash():
     """The app is made without reaching the cluster (gunicorn --check-config, a start
     before Redis); until a seed answers, readiness says why."""
-    from push import create_app
     from push.redis_server import free_port
+    from push.service import create_app
 
     app = create_app(
         {

@@ -23,8 +23,8 @@ from resuming import ResumingClient, sequence_problems
 from servers import ROOT, Gunicorn, service_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from push import create_app
 from push.redis_server import RedisServer
+from push.service import create_app
 
 pytestmark = pytest.mark.e2e
 

@@ -24,8 +24,9 @@ from conftest import API_KEYS
 from servers import ROOT, service_env
 from websockets.exceptions import ConnectionClosed
 
-from push import PublishError, create_app, publish, publish_many
+from push import PublishError, publish, publish_many
 from push.keys import user_keys
+from push.service import create_app
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ from clients import open_sse, wait_until
 from conftest import API_KEYS, _start_service
 from prometheus_client import REGISTRY
 
-from push import publish, publish_many, publishing, retention
+from push import drops, publish, publish_many, publishing
 from push.config import (
     DEAD_LETTER_MAX_BYTES,
     DEAD_LETTER_MAX_COUNT,
@@ -25,10 +25,11 @@ from push.config import (
     load_config,
     mailbox_expiry_ms,
 )
+from push.drops import MAILBOX_FULL, Throttle
 from push.keys import user_keys
 from push.mailbox import drain
 from push.publishing import IdempotencyClaim
-from push.retention import MAILBOX_FULL, Sweeper, Throttle, scan_pattern, user_id_of
+from push.retention import Sweeper, scan_pattern, user_id_of
 from push.store import script
 
 MAILBOX = "user_{user_id}_messages"
@@ -51,7 +52,7 @@ def evicted() -> float:
 @pytest.fixture(autouse=True)
 def fresh_log_throttle(monkeypatch):
     """Each test sees its first log lines (the throttles are per process)."""
-    monkeypatch.setattr(retention, "_logged", Throttle())
+    monkeypatch.setattr(drops, "_logged", Throttle())
     monkeypatch.setattr(publishing, "_evictions_logged", Throttle())
 
 

@@ -35,10 +35,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from servers import Gunicorn, service_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from push import create_app
 from push.config import DEAD_LETTER_MAX_BYTES
 from push.keys import user_keys
 from push.redis_server import RedisServer
+from push.service import create_app
 from push.tickets import ticket_key
 
 pytestmark = pytest.mark.e2e

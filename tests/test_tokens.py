@@ -8,8 +8,8 @@ import time
 import jwt
 import pytest
 
-from push import create_app
 from push.config import ConfigError, load_config
+from push.service import create_app
 from push.tokens import Identity, TokenRejected, TokenSettings, verify_token
 
 SECRET = "tests-only-secret-0123456789abcdef"
