@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 from flask import Request, current_app, g
 
-from push.authhook import HookUnavailable
-from push.errors import Refusal
+from push.errors import HookUnavailable, Refusal
 from push.identity import forget_site_answer, identify, unauthorized
 from push.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
 from push.metrics import REDIS_ERRORS

@@ -30,7 +30,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from push.errors import Refusal
+from push.errors import HookUnavailable, Refusal
 from push.keys import InvalidUserId, validate_user_id
 from push.metrics import AUTH_HOOK
 from push.tokens import Identity
@@ -44,10 +44,6 @@ CACHE_ENTRIES = 10_000
 MAX_ANSWER_BYTES = 4096
 #: The longest session an answer may claim: the longest a token may live.
 MAX_EXPIRES_IN_S = 366 * 86400
-
-
-class HookUnavailable(Exception):
-    """The site's hook gave no usable answer: the client should come back shortly."""
 
 
 @dataclass(slots=True)

@@ -21,6 +21,11 @@ class Refusal(Exception):
         self.headers = headers or {}
 
 
+class HookUnavailable(Exception):
+    """The site's auth hook (push/authhook.py) gave no usable answer: the client should
+    come back shortly."""
+
+
 def refusal_response(refusal: Refusal) -> Response:
     response = jsonify(error=refusal.error, detail=refusal.detail)
     response.status_code = refusal.status
@@ -44,8 +49,6 @@ def hook_unavailable_response(error: Exception) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    from push.authhook import HookUnavailable
-
     app.register_error_handler(Refusal, refusal_response)
     app.register_error_handler(HookUnavailable, hook_unavailable_response)
     app.register_error_handler(HTTPException, http_exception_response)
