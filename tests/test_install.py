@@ -5,8 +5,10 @@ and *.egg-info land in tmp_path."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+import tomllib
 import venv
 from pathlib import Path
 
@@ -63,3 +65,14 @@ def test_pip_install_gives_producer_with_redis_alone_and_server_extra_gives_serv
     statuses, lua = _run(server, "-c", probe, cwd=tmp_path).splitlines()
     assert statuses == "200 200"
     assert lua != "[]"
+
+
+def test_the_redis_the_package_accepts_is_no_older_than_the_one_tested():
+    """A producer that already has an older redis must not get one push cannot import
+    with (redis.maint_notifications came with redis 7): the floor is the pinned version."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (declared,) = [d for d in project["dependencies"] if d.startswith("redis")]
+    pinned = re.search(r"^redis==(\d+)\.(\d+)", (ROOT / "requirements.txt").read_text(), re.M)
+    floor = re.search(r">=(\d+)\.(\d+)", declared)
+    assert floor is not None, declared
+    assert floor.groups() == pinned.groups(), (declared, pinned.group(0))
