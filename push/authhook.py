@@ -30,6 +30,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import gevent
+
 from push.errors import HookUnavailable, Refusal
 from push.keys import InvalidUserId, validate_user_id
 from push.metrics import AUTH_HOOK
@@ -187,10 +189,20 @@ class AuthHook:
             headers["Authorization"] = authorization
         kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
         connection = kind(self._host, self._port, timeout=self.timeout_s)
+        # http.client's timeout bounds each connect and read, not the call: a site that
+        # trickles a header line at a time would hold the request for ever. One deadline
+        # for the whole call (the service runs under gevent, so every socket wait yields).
+        deadline = gevent.Timeout(self.timeout_s)
+        deadline.start()
         try:
             connection.request("GET", self._target, headers=headers)
             response = connection.getresponse()
             body = response.read(MAX_ANSWER_BYTES + 1)
+        except gevent.Timeout as error:
+            if error is not deadline:
+                raise
+            AUTH_HOOK.labels("timeout").inc()
+            raise HookUnavailable("the site's auth hook did not answer in time") from None
         except TimeoutError:
             AUTH_HOOK.labels("timeout").inc()
             raise HookUnavailable("the site's auth hook did not answer in time") from None
@@ -198,6 +210,7 @@ class AuthHook:
             AUTH_HOOK.labels("unreachable").inc()
             raise HookUnavailable(f"the site's auth hook is unreachable: {error}") from None
         finally:
+            deadline.close()
             connection.close()
         if time.monotonic() - started > self.timeout_s:
             AUTH_HOOK.labels("timeout").inc()

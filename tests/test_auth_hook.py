@@ -36,6 +36,8 @@ class Site:
     def __init__(self) -> None:
         self.answers: dict[str, tuple[int, bytes, float, dict[str, str]]] = {}
         self.calls: list[tuple[str, str | None]] = []
+        #: Sessions answered a header line at a time, this many seconds apart.
+        self.trickle_s: dict[str, float] = {}
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,6 +47,9 @@ class Site:
                     part.strip().partition("=")[::2] for part in cookie.split(";") if part
                 ).get("session", "")
                 site.calls.append((session, self.headers.get("Authorization")))
+                if session in site.trickle_s:
+                    self.trickle(site.trickle_s[session])
+                    return
                 status, body, delay_s, headers = site.answers.get(session, (401, b"", 0, {}))
                 if delay_s:
                     time.sleep(delay_s)  # the site being slow is what is tested
@@ -54,6 +59,17 @@ class Site:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def trickle(self, every_s: float) -> None:
+                """A slow site: each header line in time, the whole answer far too late."""
+                try:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                    for line in range(10):
+                        self.wfile.flush()
+                        time.sleep(every_s)  # the site being slow is what is tested
+                        self.wfile.write(f"X-Line-{line}: {line}\r\n".encode())
+                except OSError:
+                    pass  # push gave up and closed the connection
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -231,6 +247,18 @@ def test_a_site_that_gives_no_usable_answer_is_treated_like_redis_being_away(url
     assert time.monotonic() - started < 2 * (1 + delay_s) + 5
     # Not cached: each request asked again.
     assert site.calls_for(session) == 2
+
+
+def test_a_site_trickling_its_answer_is_given_up_at_the_timeout_for_the_whole_call(url, site):
+    session = uuid.uuid4().hex
+    site.trickle_s[session] = 0.4  # each read well within the 1 s timeout; the call 4 s
+    before = hook_calls(url, "timeout")
+    started = time.monotonic()
+    with pytest.raises(InvalidStatus) as refused:
+        open_ws(url, headers=cookie(session))
+    assert refused.value.response.status_code == 503
+    assert time.monotonic() - started < 2.5
+    assert hook_calls(url, "timeout") == before + 1
 
 
 # --- Cache, coalescing ----------------------------------------------------------------
