@@ -388,6 +388,22 @@ def test_a_cross_site_cookie_request_without_an_allowed_origin_is_refused(url, s
     assert site.calls_for(session) == 0
 
 
+def test_a_cross_site_cookie_request_with_basic_credentials_is_refused_not_asked(url, site):
+    session = site.session(200, user_for("basic_victim"))
+    headers = {
+        **cookie(session),
+        "Authorization": "Basic YWxpY2U6cHc=",  # attached by the browser, like the cookie
+        "Sec-Fetch-Site": "cross-site",
+    }
+    with open_sse(url, headers=headers) as stream:
+        assert stream.status == 403
+        assert json.loads(stream.read_to_end())["error"] == "origin_not_allowed"
+    with pytest.raises(InvalidStatus) as refused:
+        open_ws(url, headers=headers)
+    assert refused.value.response.status_code == 403
+    assert site.calls_for(session) == 0
+
+
 # --- Configuration --------------------------------------------------------------------
 
 
