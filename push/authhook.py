@@ -9,7 +9,8 @@ which streams treat like Redis being away).
 
 Answers are kept per worker process, in memory, keyed by an HMAC of the two headers
 under a random per-process key (a cookie is never kept in clear): admissions for the
-shorter of expires_in and PUSH_AUTH_CACHE_S, refusals for REFUSAL_CACHE_S. Concurrent
+shorter of expires_in and PUSH_AUTH_CACHE_S, refusals for REFUSAL_CACHE_S, failures
+for AWAY_CACHE_S. Concurrent
 requests with the same headers wait for one call. Not in Redis: an entry is only worth
 the one HTTP call it saves, a shared cache would put session identifiers (hashed or
 not) where every worker and operator can read them, and the hook must still answer
@@ -40,6 +41,10 @@ from push.tokens import Identity
 #: Seconds a refusal (401/403) is reused: a storm of logged-out tabs asks once per
 #: session in that time, and a user who has just logged in waits no longer than this.
 REFUSAL_CACHE_S = 5.0
+#: Seconds a failure (5xx, timeout, unreachable, malformed) is reused: EventSource
+#: reconnects every PUSH_RETRY_MS, so without it every tab of a failing site would call
+#: it again on each reconnect; short, so the site's recovery is seen within a second.
+AWAY_CACHE_S = 1.0
 #: Sessions remembered per worker process; the least recently used go first.
 CACHE_ENTRIES = 10_000
 #: Bytes of the site's answer read: `{"user_id": ..., "expires_in": ...}` is small.
@@ -53,6 +58,8 @@ class _Answer:
     identity: Identity | None
     #: time.monotonic() after which the answer is asked again.
     fresh_until: float
+    #: Why the site gave no usable answer (identity is then None and this is raised).
+    error: HookUnavailable | None = None
 
 
 @dataclass(slots=True)
@@ -146,6 +153,8 @@ class AuthHook:
             return self._result(call.answer)
         except HookUnavailable as error:
             call.error = error
+            away = min(AWAY_CACHE_S, self.cache_s)
+            self._remember(key, _Answer(None, time.monotonic() + away, error))
             raise
         finally:
             with self._lock:
@@ -159,6 +168,8 @@ class AuthHook:
             self._cache.pop(key, None)
 
     def _result(self, answer: _Answer) -> Identity:
+        if answer.error is not None:
+            raise HookUnavailable(*answer.error.args)
         if answer.identity is None:
             raise refused()
         return answer.identity

@@ -245,8 +245,22 @@ def test_a_site_that_gives_no_usable_answer_is_treated_like_redis_being_away(url
     assert refused.value.response.status_code == 503
     assert refused.value.response.headers["Retry-After"]
     assert time.monotonic() - started < 2 * (1 + delay_s) + 5
-    # Not cached: each request asked again.
-    assert site.calls_for(session) == 2
+
+
+def test_a_failing_site_is_asked_once_per_reconnect_storm_not_once_per_request(url, site):
+    session = site.session(500, b"")
+    for _ in range(4):
+        with open_sse(url, headers=cookie(session)) as stream:
+            assert "retry:" in stream.read_to_end().decode()
+    assert site.calls_for(session) == 1
+
+    # Past AWAY_CACHE_S the site is asked again (its recovery is seen).
+    def asked_again() -> bool:
+        with open_sse(url, headers=cookie(session)) as stream:
+            stream.read_to_end()
+        return site.calls_for(session) == 2
+
+    wait_until(asked_again, timeout=10, interval=0.3)
 
 
 def test_a_site_trickling_its_answer_is_given_up_at_the_timeout_for_the_whole_call(url, site):
