@@ -49,7 +49,8 @@ AWAY_CACHE_S = 1.0
 CACHE_ENTRIES = 10_000
 #: Bytes of the site's answer read: `{"user_id": ..., "expires_in": ...}` is small.
 MAX_ANSWER_BYTES = 4096
-#: The longest session an answer may claim: the longest a token may live.
+#: The longest session an answer is taken for when no other bound is given (the service
+#: passes PUSH_JWT_MAX_AGE_S, the longest a token may live).
 MAX_EXPIRES_IN_S = 366 * 86400
 
 
@@ -78,37 +79,47 @@ def refused() -> Refusal:
     )
 
 
-def parse_answer(body: bytes) -> tuple[str, float]:
-    """(user_id, expires_in) from a 200 answer, or ValueError saying what is wrong."""
+def parse_answer(body: bytes, max_expires_in_s: float = MAX_EXPIRES_IN_S) -> tuple[str, float]:
+    """(user_id, expires_in) from a 200 answer, or ValueError saying what is wrong (any
+    failure to parse it, however deep or large, is a ValueError). An expires_in past
+    `max_expires_in_s` (PUSH_JWT_MAX_AGE_S in the service) is cut to it."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ValueError("the answer is not JSON") from None
+    except RecursionError:
+        raise ValueError("the answer is nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError("the answer is not a JSON object")
     user_id = data.get("user_id")
     if isinstance(user_id, int) and not isinstance(user_id, bool):
-        user_id = str(user_id)
+        user_id = str(user_id)  # at most MAX_ANSWER_BYTES digits: well under int's limit
     try:
         user_id = validate_user_id(user_id)
     except InvalidUserId as error:
         raise ValueError(f"user_id: {error}") from None
     expires_in = data.get("expires_in")
-    if (
-        not isinstance(expires_in, int | float)
-        or isinstance(expires_in, bool)
-        or not math.isfinite(expires_in)
-        or not 0 < expires_in <= MAX_EXPIRES_IN_S
-    ):
-        raise ValueError(f"expires_in must be seconds in (0, {MAX_EXPIRES_IN_S}]")
-    return user_id, float(expires_in)
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
+        raise ValueError("expires_in must be a number of seconds")
+    # Compared before any float(): an int of hundreds of digits does not fit one.
+    if isinstance(expires_in, float) and not math.isfinite(expires_in):
+        raise ValueError("expires_in must be a finite number of seconds")
+    if not expires_in > 0:
+        raise ValueError("expires_in must be more than 0 seconds")
+    return user_id, float(min(expires_in, max_expires_in_s))
 
 
 class AuthHook:
     """The site's hook at `url`, its answers cached and concurrent asks coalesced."""
 
     def __init__(
-        self, url: str, *, timeout_s: float, cache_s: float, entries: int = CACHE_ENTRIES
+        self,
+        url: str,
+        *,
+        timeout_s: float,
+        cache_s: float,
+        max_age_s: float = MAX_EXPIRES_IN_S,
+        entries: int = CACHE_ENTRIES,
     ) -> None:
         parts = urlsplit(url)
         self._https = parts.scheme == "https"
@@ -117,6 +128,8 @@ class AuthHook:
         self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.timeout_s = timeout_s
         self.cache_s = cache_s
+        #: The longest session an answer is taken for: a longer expires_in is cut to it.
+        self.max_age_s = max_age_s
         self._entries = entries
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
@@ -236,8 +249,8 @@ class AuthHook:
             AUTH_HOOK.labels("malformed").inc()
             raise HookUnavailable("the site's auth hook answered too much")
         try:
-            user_id, expires_in = parse_answer(body)
-        except ValueError as error:
+            user_id, expires_in = parse_answer(body, self.max_age_s)
+        except (ValueError, RecursionError, OverflowError) as error:
             AUTH_HOOK.labels("malformed").inc()
             raise HookUnavailable(f"the site's auth hook answered badly: {error}") from None
         AUTH_HOOK.labels("admitted").inc()

@@ -59,6 +59,7 @@ def auth_hook(app: Flask) -> AuthHook | None:
                 app.config["PUSH_AUTH_URL"],
                 timeout_s=app.config["PUSH_AUTH_TIMEOUT_S"],
                 cache_s=app.config["PUSH_AUTH_CACHE_S"],
+                max_age_s=app.config["PUSH_JWT_MAX_AGE_S"],
             ),
         )
     return hook

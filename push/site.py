@@ -6,7 +6,9 @@ A plain Flask app registers it in one line:
     init_push_auth(app, user_id=lambda: session.get("uid"))
 
 and sets PUSH_AUTH_URL=https://<site>/push-auth on the push service. The view answers
-`200 {"user_id": "42", "expires_in": 300}` for a signed-in user and 401 otherwise. This
+`200 {"user_id": "42", "expires_in": 300}` for a signed-in user and 401 otherwise. The
+service ends such a stream at its own clock's now + expires_in + PUSH_JWT_LEEWAY_S (one
+rule for every stream), and cuts an expires_in past PUSH_JWT_MAX_AGE_S to it. This
 module imports Flask only (flask_login when no `user_id` function is given): no gevent,
 no prometheus_client, nothing of the push service itself.
 """

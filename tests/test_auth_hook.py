@@ -21,8 +21,11 @@ from servers import Gunicorn, service_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from push import disconnect
+from push.authhook import parse_answer
 from push.config import ConfigError, load_config
+from push.identity import auth_hook
 from push.redis_server import RedisServer
+from push.service import create_app
 
 pytestmark = pytest.mark.e2e
 
@@ -416,6 +419,43 @@ def test_a_cross_site_cookie_request_with_basic_credentials_is_refused_not_asked
         open_ws(url, headers=headers)
     assert refused.value.response.status_code == 403
     assert site.calls_for(session) == 0
+
+
+# --- Parsing the answer, bounding the session ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 3000 + b"]" * 3000,  # under MAX_ANSWER_BYTES, deeper than json's recursion
+        b'{"user_id": "x", "expires_in": {"a": ' * 1000 + b"1" + b"}" * 1001,
+        b'{"user_id": "x", "expires_in": 1e400}',
+        b'{"user_id": "x", "expires_in": -' + b"1" + b"0" * 400 + b"}",
+        b'{"user_id": "x", "expires_in": 0}',
+        b'{"user_id": "x", "expires_in": true}',
+        b'{"user_id": "x", "expires_in": NaN}',
+        b"\xff\xfe",
+    ],
+)
+def test_any_answer_that_cannot_be_parsed_is_a_value_error(body):
+    with pytest.raises(ValueError):
+        parse_answer(body)
+
+
+def test_a_huge_expires_in_is_cut_to_the_longest_session_not_an_overflow():
+    huge = b'{"user_id": "x", "expires_in": 1' + b"0" * 400 + b"}"
+    assert parse_answer(huge, 3600) == ("x", 3600.0)
+    assert parse_answer(b'{"user_id": 7, "expires_in": 90.5}', 3600) == ("7", 90.5)
+
+
+def test_the_sites_session_is_bounded_by_push_jwt_max_age_s(site):
+    app = create_app({"PUSH_AUTH_URL": site.url, "PUSH_JWT_MAX_AGE_S": 600})
+    hook = auth_hook(app)
+    assert hook is not None and hook.max_age_s == 600
+    session = site.session(200, user_for("year_long", 365 * 86400))
+    identity = hook.identify(f"session={session}", "")
+    assert identity.expires_at is not None
+    assert identity.expires_at - time.time() <= 600 + 1
 
 
 # --- Configuration --------------------------------------------------------------------
