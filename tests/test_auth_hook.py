@@ -461,7 +461,19 @@ def test_the_sites_session_is_bounded_by_push_jwt_max_age_s(site):
 # --- Configuration --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["ftp://site/auth", "site.example/auth", "http://"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "ftp://site/auth",
+        "site.example/auth",
+        "http://",
+        "http://site:abc/x",
+        "http://site:99999/x",
+        "http://user:pw@site/x",
+        "http://site/x#frag",
+        "http://[::1/x",
+    ],
+)
 def test_a_wrong_auth_url_stops_start_up_and_is_named(value):
     with pytest.raises(ConfigError, match="PUSH_AUTH_URL"):
         load_config({"PUSH_JWT_SECRET": SECRET, "PUSH_AUTH_URL": value})
