@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import logging
 import math
 import secrets
 import threading
@@ -33,10 +34,17 @@ from urllib.parse import urlsplit
 
 import gevent
 
+from push.drops import Throttle
 from push.errors import HookUnavailable, Refusal
 from push.keys import InvalidUserId, validate_user_id
 from push.metrics import AUTH_HOOK
 from push.tokens import Identity
+
+log = logging.getLogger("push.authhook")
+
+#: What clients are told when the site gives no usable answer: the cause (an errno text,
+#: a TLS error naming hosts, the site's status) is logged, not sent to whoever asks.
+UNAVAILABLE = "the site's auth hook is unavailable"
 
 #: Seconds a refusal (401/403) is reused: a storm of logged-out tabs asks once per
 #: session in that time, and a user who has just logged in waits no longer than this.
@@ -45,7 +53,8 @@ REFUSAL_CACHE_S = 5.0
 #: reconnects every PUSH_RETRY_MS, so without it every tab of a failing site would call
 #: it again on each reconnect; short, so the site's recovery is seen within a second.
 AWAY_CACHE_S = 1.0
-#: Sessions remembered per worker process; the least recently used go first.
+#: Sessions remembered per worker process; the least recently used go first. Each entry
+#: is ~200 bytes: the bound keeps a worker's cache near 2 MB however many sessions come.
 CACHE_ENTRIES = 10_000
 #: Bytes of the site's answer read: `{"user_id": ..., "expires_in": ...}` is small.
 MAX_ANSWER_BYTES = 4096
@@ -56,6 +65,9 @@ MAX_EXPIRES_IN_S = 366 * 86400
 
 @dataclass(slots=True)
 class _Answer:
+    """What the site said for one session key, and until when it is reused: an identity,
+    a refusal (identity None) or a failure (error set)."""
+
     identity: Identity | None
     #: time.monotonic() after which the answer is asked again.
     fresh_until: float
@@ -65,12 +77,16 @@ class _Answer:
 
 @dataclass(slots=True)
 class _Call:
+    """One call to the site in flight: requests with the same key wait on `done` and take
+    its answer (or its error) instead of calling again."""
+
     done: threading.Event = field(default_factory=threading.Event)
     answer: _Answer | None = None
     error: HookUnavailable | None = None
 
 
 def refused() -> Refusal:
+    """The 401 for a request the site says belongs to nobody signed in."""
     return Refusal(
         401,
         "unauthorized",
@@ -107,6 +123,10 @@ def parse_answer(body: bytes, max_expires_in_s: float = MAX_EXPIRES_IN_S) -> tup
     if not expires_in > 0:
         raise ValueError("expires_in must be more than 0 seconds")
     return user_id, float(min(expires_in, max_expires_in_s))
+
+
+#: One warning per distinct cause every LOG_EVERY_S, carrying how many it stands for.
+_failures = Throttle()
 
 
 class AuthHook:
@@ -156,19 +176,22 @@ class AuthHook:
                 call = self._calls[key] = _Call()
         if not leading:
             if not call.done.wait(self.timeout_s + 1):
-                raise HookUnavailable("the site's auth hook did not answer")
+                raise HookUnavailable(UNAVAILABLE)
             if call.answer is None:
-                raise call.error or HookUnavailable("the site's auth hook did not answer")
+                raise HookUnavailable(UNAVAILABLE)
             return self._result(call.answer)
         try:
             call.answer = self._ask(cookie, authorization)
             self._remember(key, call.answer)
             return self._result(call.answer)
         except HookUnavailable as error:
-            call.error = error
+            count = _failures.add(str(error), 1)
+            if count:
+                log.warning("auth hook failing (%d times): %s", count, error)
+            call.error = HookUnavailable(UNAVAILABLE)
             away = min(AWAY_CACHE_S, self.cache_s)
-            self._remember(key, _Answer(None, time.monotonic() + away, error))
-            raise
+            self._remember(key, _Answer(None, time.monotonic() + away, call.error))
+            raise call.error from None
         finally:
             with self._lock:
                 self._calls.pop(key, None)

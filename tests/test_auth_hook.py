@@ -116,7 +116,7 @@ def r(redis_server):
 
 
 @pytest.fixture(scope="module")
-def url(redis_server, site, tmp_path_factory):
+def service(redis_server, site, tmp_path_factory):
     env = service_env(
         redis_server.url,
         PUSH_AUTH_URL=site.url,
@@ -127,8 +127,13 @@ def url(redis_server, site, tmp_path_factory):
     )
     server = Gunicorn(tmp_path_factory.mktemp("auth-hook") / "gunicorn.log", env, workers=1)
     server.start()
-    yield server.base_url
+    yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def url(service):
+    return service.base_url
 
 
 def cookie(session: str) -> dict[str, str]:
@@ -248,6 +253,24 @@ def test_a_site_that_gives_no_usable_answer_is_treated_like_redis_being_away(url
     assert refused.value.response.status_code == 503
     assert refused.value.response.headers["Retry-After"]
     assert time.monotonic() - started < 2 * (1 + delay_s) + 5
+
+
+def test_why_the_site_failed_is_logged_and_clients_get_a_generic_detail(url, site, service):
+    session = site.session(500, b"")
+    with open_sse(url, headers=cookie(session)) as stream:
+        text = stream.read_to_end().decode()
+    assert "the site's auth hook is unavailable" in text
+    assert "500" not in text
+    request = urllib.request.Request(
+        url + "/ack", data=b'{"id": "1-0"}', method="POST", headers=cookie(session)
+    )
+    request.add_header("Content-Type", "application/json")
+    with pytest.raises(urllib.error.HTTPError) as failed:
+        urllib.request.urlopen(request, timeout=10)
+    detail = json.loads(failed.value.read())["detail"]
+    assert detail == "the site's auth hook is unavailable; try again"
+    wait_until(lambda: "auth hook failing" in service.log(), timeout=5)
+    assert "answered 500" in service.log()
 
 
 def test_a_failing_site_is_asked_once_per_reconnect_storm_not_once_per_request(url, site):
