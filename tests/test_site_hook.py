@@ -70,6 +70,34 @@ def test_without_a_function_flask_logins_current_user_answers():
     assert client.get("/push-auth").status_code == 401
 
 
+@pytest.mark.parametrize("where", ["manager", "config"])
+def test_strong_session_protection_is_refused_at_registration(where):
+    app = Flask(__name__)
+    app.secret_key = "test"
+    logins = LoginManager(app)
+    if where == "manager":
+        logins.session_protection = "strong"
+    else:
+        app.config["SESSION_PROTECTION"] = "strong"
+    with pytest.raises(RuntimeError, match="strong"):
+        init_push_auth(app)
+
+
+def test_strong_session_protection_set_up_after_registration_is_refused_at_the_call():
+    app = site_with()
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+    LoginManager(app).session_protection = "strong"
+    with pytest.raises(RuntimeError, match="strong"):
+        app.test_client().get("/push-auth")
+
+
+def test_basic_session_protection_is_accepted():
+    app = Flask(__name__)
+    app.secret_key = "test"
+    LoginManager(app)  # "basic" by default
+    init_push_auth(app)
+
+
 def test_the_path_is_the_sites_choice():
     client = site_with(lambda: "7", path="/internal/push-who").test_client()
     assert client.get("/internal/push-who").get_json()["user_id"] == "7"
