@@ -367,6 +367,24 @@ def test_after_a_disconnect_the_site_is_asked_again_instead_of_refusing_its_old_
     assert site.calls_for(session) == 2
 
 
+def test_after_a_disconnect_a_ticket_bought_with_the_session_opens_a_stream(url, site, r):
+    user = f"u{uuid.uuid4().hex[:8]}"
+    session = site.session(200, user_for(user))
+
+    def buy_ticket() -> str:
+        request = urllib.request.Request(url + "/ticket", data=b"", method="POST")
+        request.add_header("Cookie", f"session={session}")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())["ticket"]
+
+    buy_ticket()  # the site's answer is now cached
+    disconnect(r, user, "password changed")
+    with open_sse(url, {"ticket": buy_ticket()}) as stream:
+        assert stream.status == 200
+        stream.wait_for_comment("connected")
+    assert site.calls_for(session) == 2
+
+
 # --- Tokens first, acks ---------------------------------------------------------------
 
 
