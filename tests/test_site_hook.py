@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -96,6 +97,19 @@ def test_basic_session_protection_is_accepted():
     app.secret_key = "test"
     LoginManager(app)  # "basic" by default
     init_push_auth(app)
+
+
+@pytest.mark.parametrize(("name", "signed_in"), [("alice7", True), ("ünïcode", False)])
+def test_the_example_site_signs_in_only_names_push_takes_as_user_ids(name, signed_in):
+    spec = importlib.util.spec_from_file_location(
+        "flask_login_site", ROOT / "examples" / "flask_login_site" / "app.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    client = module.create_site().test_client()
+    client.post("/login", data={"name": name, "password": module.PASSWORD})
+    answer = client.get("/push-auth")
+    assert answer.status_code == (200 if signed_in else 401)
 
 
 def test_the_path_is_the_sites_choice():
