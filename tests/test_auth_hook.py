@@ -24,6 +24,7 @@ from push import disconnect
 from push.authhook import parse_answer
 from push.config import ConfigError, load_config
 from push.identity import auth_hook
+from push.keys import user_keys
 from push.redis_server import RedisServer
 from push.service import create_app
 
@@ -361,6 +362,20 @@ def test_after_a_disconnect_the_site_is_asked_again_instead_of_refusing_its_old_
             stream.wait_for_comment("connected")
     assert site.calls_for(session) == 1
     disconnect(r, user, "password changed")
+    with open_sse(url, headers=cookie(session)) as stream:
+        assert stream.status == 200
+        stream.wait_for_comment("connected")
+    assert site.calls_for(session) == 2
+
+
+def test_a_fresh_site_answer_counts_as_after_a_revocation_stamped_by_a_clock_ahead(url, site, r):
+    user = f"u{uuid.uuid4().hex[:8]}"
+    session = site.session(200, user_for(user))
+    with open_sse(url, headers=cookie(session)) as stream:
+        stream.wait_for_comment("connected")
+    # Redis's clock (which stamps a revocation) a minute ahead of the service's.
+    revoked = user_keys(user, "user_{user_id}_messages").revoked
+    r.set(revoked, int((time.time() + 60) * 1000), ex=300)
     with open_sse(url, headers=cookie(session)) as stream:
         assert stream.status == 200
         stream.wait_for_comment("connected")
