@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from flask import Request, current_app, g
 
 from push.errors import HookUnavailable, Refusal
-from push.identity import forget_site_answer, identify, unauthorized
+from push.identity import ask_site_again, identify, unauthorized
 from push.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
 from push.metrics import REDIS_ERRORS
 from push.origins import cross_origin
@@ -80,9 +80,12 @@ def admit(request: Request) -> Admission:
         keys = user_keys(user_id, config["PUSH_MAILBOX_KEY"])
         connection_id = new_connection_id()
         joined = presence.join(keys, connection_id, identity.issued_at)
-        if joined.revoked_at is not None and forget_site_answer():
-            # A cached answer from before a disconnect: the site is asked again.
-            identity = identify(request)
+        fresh = (
+            None if joined.revoked_at is None else ask_site_again(request, joined.revoked_at / 1000)
+        )
+        if fresh is not None:
+            # A cached answer from before a disconnect: the site was asked again.
+            identity = fresh
             user_id = identity.user_id
             keys = user_keys(user_id, config["PUSH_MAILBOX_KEY"])
             joined = presence.join(keys, connection_id, identity.issued_at)

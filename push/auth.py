@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, g, request
 
 from push.errors import Refusal
-from push.identity import identify
+from push.identity import ask_site_again, identify
+from push.keys import user_keys
 from push.origins import cors_post_endpoint
 from push.redis_clients import REDIS_UNAVAILABLE
 from push.store import Store
@@ -24,6 +25,13 @@ def ticket() -> tuple[dict[str, object], int]:
     store: Store = current_app.extensions["push.store"]
     ttl_s = current_app.config["PUSH_TICKET_TTL_S"]
     try:
+        if g.get("site_headers") is not None:
+            # A cached answer from before a disconnect would buy a ticket the stream then
+            # refuses: ask the site again, as a stream's admission does.
+            keys = user_keys(identity.user_id, current_app.config["PUSH_MAILBOX_KEY"])
+            revoked_at = store.revoked_since(keys)
+            if revoked_at is not None and int((identity.issued_at or 0) * 1000) < revoked_at * 1000:
+                identity = ask_site_again(request, revoked_at) or identity
         value = issue_ticket(store.redis, identity, ttl_s)
     except REDIS_UNAVAILABLE:
         raise Refusal(503, "redis_unavailable", "redis did not answer; try again") from None

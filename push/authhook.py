@@ -9,7 +9,8 @@ which streams treat like Redis being away).
 
 Answers are kept per worker process, in memory, keyed by an HMAC of the two headers
 under a random per-process key (a cookie is never kept in clear): admissions for the
-shorter of expires_in and PUSH_AUTH_CACHE_S, refusals for REFUSAL_CACHE_S. Concurrent
+shorter of expires_in and PUSH_AUTH_CACHE_S, refusals for REFUSAL_CACHE_S, failures
+for AWAY_CACHE_S. Concurrent
 requests with the same headers wait for one call. Not in Redis: an entry is only worth
 the one HTTP call it saves, a shared cache would put session identifiers (hashed or
 not) where every worker and operator can read them, and the hook must still answer
@@ -22,6 +23,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import logging
 import math
 import secrets
 import threading
@@ -30,37 +32,61 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import gevent
+
+from push.drops import Throttle
 from push.errors import HookUnavailable, Refusal
 from push.keys import InvalidUserId, validate_user_id
 from push.metrics import AUTH_HOOK
 from push.tokens import Identity
 
+log = logging.getLogger("push.authhook")
+
+#: What clients are told when the site gives no usable answer: the cause (an errno text,
+#: a TLS error naming hosts, the site's status) is logged, not sent to whoever asks.
+UNAVAILABLE = "the site's auth hook is unavailable"
+
 #: Seconds a refusal (401/403) is reused: a storm of logged-out tabs asks once per
 #: session in that time, and a user who has just logged in waits no longer than this.
 REFUSAL_CACHE_S = 5.0
-#: Sessions remembered per worker process; the least recently used go first.
+#: Seconds a failure (5xx, timeout, unreachable, malformed) is reused: EventSource
+#: reconnects every PUSH_RETRY_MS, so without it every tab of a failing site would call
+#: it again on each reconnect; short, so the site's recovery is seen within a second.
+AWAY_CACHE_S = 1.0
+#: Sessions remembered per worker process; the least recently used go first. Each entry
+#: is ~200 bytes: the bound keeps a worker's cache near 2 MB however many sessions come.
 CACHE_ENTRIES = 10_000
 #: Bytes of the site's answer read: `{"user_id": ..., "expires_in": ...}` is small.
 MAX_ANSWER_BYTES = 4096
-#: The longest session an answer may claim: the longest a token may live.
+#: The longest session an answer is taken for when no other bound is given (the service
+#: passes PUSH_JWT_MAX_AGE_S, the longest a token may live).
 MAX_EXPIRES_IN_S = 366 * 86400
 
 
 @dataclass(slots=True)
 class _Answer:
+    """What the site said for one session key, and until when it is reused: an identity,
+    a refusal (identity None) or a failure (error set)."""
+
     identity: Identity | None
     #: time.monotonic() after which the answer is asked again.
     fresh_until: float
+    #: Why the site gave no usable answer (identity is then None and this is raised).
+    error: HookUnavailable | None = None
 
 
 @dataclass(slots=True)
 class _Call:
+    """One call to the site in flight: requests with the same key wait on `done` and take
+    its answer (or its error) instead of calling again."""
+
     done: threading.Event = field(default_factory=threading.Event)
     answer: _Answer | None = None
     error: HookUnavailable | None = None
 
 
 def refused() -> Refusal:
+    """The 401 for a request the site says belongs to nobody signed in."""
     return Refusal(
         401,
         "unauthorized",
@@ -69,37 +95,51 @@ def refused() -> Refusal:
     )
 
 
-def parse_answer(body: bytes) -> tuple[str, float]:
-    """(user_id, expires_in) from a 200 answer, or ValueError saying what is wrong."""
+def parse_answer(body: bytes, max_expires_in_s: float = MAX_EXPIRES_IN_S) -> tuple[str, float]:
+    """(user_id, expires_in) from a 200 answer, or ValueError saying what is wrong (any
+    failure to parse it, however deep or large, is a ValueError). An expires_in past
+    `max_expires_in_s` (PUSH_JWT_MAX_AGE_S in the service) is cut to it."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ValueError("the answer is not JSON") from None
+    except RecursionError:
+        raise ValueError("the answer is nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError("the answer is not a JSON object")
     user_id = data.get("user_id")
     if isinstance(user_id, int) and not isinstance(user_id, bool):
-        user_id = str(user_id)
+        user_id = str(user_id)  # at most MAX_ANSWER_BYTES digits: well under int's limit
     try:
         user_id = validate_user_id(user_id)
     except InvalidUserId as error:
         raise ValueError(f"user_id: {error}") from None
     expires_in = data.get("expires_in")
-    if (
-        not isinstance(expires_in, int | float)
-        or isinstance(expires_in, bool)
-        or not math.isfinite(expires_in)
-        or not 0 < expires_in <= MAX_EXPIRES_IN_S
-    ):
-        raise ValueError(f"expires_in must be seconds in (0, {MAX_EXPIRES_IN_S}]")
-    return user_id, float(expires_in)
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
+        raise ValueError("expires_in must be a number of seconds")
+    # Compared before any float(): an int of hundreds of digits does not fit one.
+    if isinstance(expires_in, float) and not math.isfinite(expires_in):
+        raise ValueError("expires_in must be a finite number of seconds")
+    if not expires_in > 0:
+        raise ValueError("expires_in must be more than 0 seconds")
+    return user_id, float(min(expires_in, max_expires_in_s))
+
+
+#: One warning per distinct cause every LOG_EVERY_S, carrying how many it stands for.
+_failures = Throttle()
 
 
 class AuthHook:
     """The site's hook at `url`, its answers cached and concurrent asks coalesced."""
 
     def __init__(
-        self, url: str, *, timeout_s: float, cache_s: float, entries: int = CACHE_ENTRIES
+        self,
+        url: str,
+        *,
+        timeout_s: float,
+        cache_s: float,
+        max_age_s: float = MAX_EXPIRES_IN_S,
+        entries: int = CACHE_ENTRIES,
     ) -> None:
         parts = urlsplit(url)
         self._https = parts.scheme == "https"
@@ -108,6 +148,8 @@ class AuthHook:
         self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.timeout_s = timeout_s
         self.cache_s = cache_s
+        #: The longest session an answer is taken for: a longer expires_in is cut to it.
+        self.max_age_s = max_age_s
         self._entries = entries
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
@@ -134,17 +176,22 @@ class AuthHook:
                 call = self._calls[key] = _Call()
         if not leading:
             if not call.done.wait(self.timeout_s + 1):
-                raise HookUnavailable("the site's auth hook did not answer")
+                raise HookUnavailable(UNAVAILABLE)
             if call.answer is None:
-                raise call.error or HookUnavailable("the site's auth hook did not answer")
+                raise HookUnavailable(UNAVAILABLE)
             return self._result(call.answer)
         try:
             call.answer = self._ask(cookie, authorization)
             self._remember(key, call.answer)
             return self._result(call.answer)
         except HookUnavailable as error:
-            call.error = error
-            raise
+            count = _failures.add(str(error), 1)
+            if count:
+                log.warning("auth hook failing (%d times): %s", count, error)
+            call.error = HookUnavailable(UNAVAILABLE)
+            away = min(AWAY_CACHE_S, self.cache_s)
+            self._remember(key, _Answer(None, time.monotonic() + away, call.error))
+            raise call.error from None
         finally:
             with self._lock:
                 self._calls.pop(key, None)
@@ -157,6 +204,8 @@ class AuthHook:
             self._cache.pop(key, None)
 
     def _result(self, answer: _Answer) -> Identity:
+        if answer.error is not None:
+            raise HookUnavailable(*answer.error.args)
         if answer.identity is None:
             raise refused()
         return answer.identity
@@ -187,10 +236,20 @@ class AuthHook:
             headers["Authorization"] = authorization
         kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
         connection = kind(self._host, self._port, timeout=self.timeout_s)
+        # http.client's timeout bounds each connect and read, not the call: a site that
+        # trickles a header line at a time would hold the request for ever. One deadline
+        # for the whole call (the service runs under gevent, so every socket wait yields).
+        deadline = gevent.Timeout(self.timeout_s)
+        deadline.start()
         try:
             connection.request("GET", self._target, headers=headers)
             response = connection.getresponse()
             body = response.read(MAX_ANSWER_BYTES + 1)
+        except gevent.Timeout as error:
+            if error is not deadline:
+                raise
+            AUTH_HOOK.labels("timeout").inc()
+            raise HookUnavailable("the site's auth hook did not answer in time") from None
         except TimeoutError:
             AUTH_HOOK.labels("timeout").inc()
             raise HookUnavailable("the site's auth hook did not answer in time") from None
@@ -198,6 +257,7 @@ class AuthHook:
             AUTH_HOOK.labels("unreachable").inc()
             raise HookUnavailable(f"the site's auth hook is unreachable: {error}") from None
         finally:
+            deadline.close()
             connection.close()
         if time.monotonic() - started > self.timeout_s:
             AUTH_HOOK.labels("timeout").inc()
@@ -212,8 +272,8 @@ class AuthHook:
             AUTH_HOOK.labels("malformed").inc()
             raise HookUnavailable("the site's auth hook answered too much")
         try:
-            user_id, expires_in = parse_answer(body)
-        except ValueError as error:
+            user_id, expires_in = parse_answer(body, self.max_age_s)
+        except (ValueError, RecursionError, OverflowError) as error:
             AUTH_HOOK.labels("malformed").inc()
             raise HookUnavailable(f"the site's auth hook answered badly: {error}") from None
         AUTH_HOOK.labels("admitted").inc()

@@ -163,12 +163,22 @@ def _text(name: str, raw: str) -> str:
 
 
 def _hook_url(name: str, raw: str) -> str | None:
-    """An http(s) URL with a host, or None when unset."""
+    """An http(s) URL with a host and a valid port (if any), no user:password and no
+    fragment (http.client would send neither), or None when unset."""
     if not raw:
         return None
-    parts = urlsplit(raw)
+    wrong = f"{name} must be an http:// or https:// URL with a host, got {raw!r}"
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number or too big
+    except ValueError as error:
+        raise ConfigError(f"{wrong}: {error}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{name} must be an http:// or https:// URL with a host, got {raw!r}")
+        raise ConfigError(wrong)
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{wrong}: user:password in the URL is not sent; leave it out")
+    if parts.fragment or raw.endswith("#"):
+        raise ConfigError(f"{wrong}: a #fragment is not sent; leave it out")
     return raw
 
 

@@ -10,6 +10,8 @@ accepts a bare `user_id` parameter when no credential is given.
 
 from __future__ import annotations
 
+import dataclasses
+
 from flask import Flask, Request, current_app, g
 
 from push.authhook import AuthHook
@@ -59,26 +61,32 @@ def auth_hook(app: Flask) -> AuthHook | None:
                 app.config["PUSH_AUTH_URL"],
                 timeout_s=app.config["PUSH_AUTH_TIMEOUT_S"],
                 cache_s=app.config["PUSH_AUTH_CACHE_S"],
+                max_age_s=app.config["PUSH_JWT_MAX_AGE_S"],
             ),
         )
     return hook
 
 
 def ask_site(hook: AuthHook, cookie: str, authorization: str) -> Identity:
-    """The site's answer; the headers it was for are kept on `g` for `forget_site_answer`."""
+    """The site's answer; the headers it was for are kept on `g` for `ask_site_again`."""
     g.site_headers = (cookie, authorization)
     return hook.identify(cookie, authorization)
 
 
-def forget_site_answer() -> bool:
-    """Drop this request's cached answer from the site (it predates a revocation); False
-    when the request was not identified by the site."""
+def ask_site_again(request: Request, revoked_at: float) -> Identity | None:
+    """For a request the site identified from a cached answer older than a revocation at
+    `revoked_at` (seconds, Redis's clock): drop that answer and ask the site again. Its
+    fresh answer decides, and counts as after the revocation whatever the service's clock
+    says (it was asked after the revocation was read). None when the site did not identify
+    this request (a token or ticket: the revocation refuses it)."""
     headers = g.pop("site_headers", None)
     hook = auth_hook(current_app._get_current_object())  # type: ignore[attr-defined]
     if headers is None or hook is None:
-        return False
+        return None
     hook.forget(*headers)
-    return True
+    fresh = ask_site(hook, *headers)
+    issued_at = max(fresh.issued_at or 0.0, revoked_at + 0.001)
+    return dataclasses.replace(fresh, issued_at=issued_at)
 
 
 def identify(request: Request, *, tickets: bool = True) -> Identity:

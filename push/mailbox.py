@@ -31,12 +31,12 @@ from push.config import (
     DeliverySettings,
     mailbox_expiry_ms,
 )
+from push.drops import MAILBOX_FULL, messages_expired
 from push.keys import UserKeys
 from push.lease import LEASE_RECHECK_S, DeathWatch, holder_worker, next_ask_s
 from push.metrics import DEAD_LETTERS, MOVED, REDIS_ERRORS
 from push.presence import worker_prefix
 from push.redis_clients import REDIS_UNAVAILABLE
-from push.retention import MAILBOX_FULL, messages_expired
 from push.store import DrainLimits, DrainResult, Store
 from push.tally import TALLY
 

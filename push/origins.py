@@ -16,7 +16,9 @@ token cookie. Browsers attach cookies, but no `Origin`, to a navigation, an
 `Origin`), `none` (the user opened the URL) or absent (curl, a backend, or a
 browser too old to send Sec-Fetch-*: refusing those would refuse that
 browser's same-origin EventSource). `cross-site` and `same-site` (a sibling
-subdomain) without an allowed `Origin` get 403.
+subdomain) without an allowed `Origin` get 403. With PUSH_AUTH_URL, any request with
+a Cookie header counts as presenting a cookie unless a push Bearer token identifies it:
+the site is sent the Cookie beside any other Authorization.
 """
 
 from __future__ import annotations
@@ -84,25 +86,41 @@ def foreign_origin(
     raise Refusal(403, "origin_not_allowed", f"origin {origin!r} is not in PUSH_ALLOWED_ORIGINS")
 
 
-def cross_origin(request: Request, allowed: Iterable[str], cookie: str | None = None) -> str | None:
-    """`foreign_origin` for a request; `cookie` names the token cookie, whose use (no
-    Authorization header, the cookie set) is held to Sec-Fetch-Site; with PUSH_AUTH_URL,
-    so is any cookie (the site's session)."""
-    by_cookie = (
-        cookie is not None
-        and "Authorization" not in request.headers
-        and (
-            bool(request.cookies.get(cookie))
-            or bool(current_app.config.get("PUSH_AUTH_URL") and request.cookies)
-        )
+def push_checks_bearer(request: Request) -> bool:
+    """Whether the request's Authorization is a Bearer token that push checks itself (the
+    token settings are configured). Any other Authorization is, with PUSH_AUTH_URL, passed
+    on to the site beside the Cookie (push/identity.py branches the same way)."""
+    header = request.headers.get("Authorization")
+    return (
+        header is not None
+        and header.partition(" ")[0].lower() == "bearer"
+        and current_app.extensions.get("push.tokens") is not None
     )
+
+
+def cookie_credentialed(request: Request, cookie: str | None) -> bool:
+    """Whether a cookie may be what identifies the request. Without PUSH_AUTH_URL: the token
+    cookie `cookie` is set and no Authorization header is sent. With it: any Cookie header,
+    unless a push Bearer token identifies the request instead (the site would be sent the
+    Cookie beside any other Authorization, such as the HTTP Basic credentials a browser
+    attaches to another site's <img>)."""
+    if cookie is None:
+        return False
+    if current_app.config.get("PUSH_AUTH_URL") and request.headers.get("Cookie"):
+        return not push_checks_bearer(request)
+    return "Authorization" not in request.headers and bool(request.cookies.get(cookie))
+
+
+def cross_origin(request: Request, allowed: Iterable[str], cookie: str | None = None) -> str | None:
+    """`foreign_origin` for a request; a cookie-credentialed one (`cookie_credentialed`) is
+    held to Sec-Fetch-Site."""
     return foreign_origin(
         request.headers.get("Origin"),
         request.scheme,
         request.host,
         allowed,
         fetch_site=request.headers.get("Sec-Fetch-Site"),
-        by_cookie=by_cookie,
+        by_cookie=cookie_credentialed(request, cookie),
     )
 
 

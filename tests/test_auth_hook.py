@@ -21,8 +21,12 @@ from servers import Gunicorn, service_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from push import disconnect
+from push.authhook import parse_answer
 from push.config import ConfigError, load_config
+from push.identity import auth_hook
+from push.keys import user_keys
 from push.redis_server import RedisServer
+from push.service import create_app
 
 pytestmark = pytest.mark.e2e
 
@@ -36,6 +40,8 @@ class Site:
     def __init__(self) -> None:
         self.answers: dict[str, tuple[int, bytes, float, dict[str, str]]] = {}
         self.calls: list[tuple[str, str | None]] = []
+        #: Sessions answered a header line at a time, this many seconds apart.
+        self.trickle_s: dict[str, float] = {}
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,6 +51,9 @@ class Site:
                     part.strip().partition("=")[::2] for part in cookie.split(";") if part
                 ).get("session", "")
                 site.calls.append((session, self.headers.get("Authorization")))
+                if session in site.trickle_s:
+                    self.trickle(site.trickle_s[session])
+                    return
                 status, body, delay_s, headers = site.answers.get(session, (401, b"", 0, {}))
                 if delay_s:
                     time.sleep(delay_s)  # the site being slow is what is tested
@@ -54,6 +63,17 @@ class Site:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def trickle(self, every_s: float) -> None:
+                """A slow site: each header line in time, the whole answer far too late."""
+                try:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                    for line in range(10):
+                        self.wfile.flush()
+                        time.sleep(every_s)  # the site being slow is what is tested
+                        self.wfile.write(f"X-Line-{line}: {line}\r\n".encode())
+                except OSError:
+                    pass  # push gave up and closed the connection
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -97,7 +117,7 @@ def r(redis_server):
 
 
 @pytest.fixture(scope="module")
-def url(redis_server, site, tmp_path_factory):
+def service(redis_server, site, tmp_path_factory):
     env = service_env(
         redis_server.url,
         PUSH_AUTH_URL=site.url,
@@ -108,8 +128,13 @@ def url(redis_server, site, tmp_path_factory):
     )
     server = Gunicorn(tmp_path_factory.mktemp("auth-hook") / "gunicorn.log", env, workers=1)
     server.start()
-    yield server.base_url
+    yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def url(service):
+    return service.base_url
 
 
 def cookie(session: str) -> dict[str, str]:
@@ -229,8 +254,52 @@ def test_a_site_that_gives_no_usable_answer_is_treated_like_redis_being_away(url
     assert refused.value.response.status_code == 503
     assert refused.value.response.headers["Retry-After"]
     assert time.monotonic() - started < 2 * (1 + delay_s) + 5
-    # Not cached: each request asked again.
-    assert site.calls_for(session) == 2
+
+
+def test_why_the_site_failed_is_logged_and_clients_get_a_generic_detail(url, site, service):
+    session = site.session(500, b"")
+    with open_sse(url, headers=cookie(session)) as stream:
+        text = stream.read_to_end().decode()
+    assert "the site's auth hook is unavailable" in text
+    assert "500" not in text
+    request = urllib.request.Request(
+        url + "/ack", data=b'{"id": "1-0"}', method="POST", headers=cookie(session)
+    )
+    request.add_header("Content-Type", "application/json")
+    with pytest.raises(urllib.error.HTTPError) as failed:
+        urllib.request.urlopen(request, timeout=10)
+    detail = json.loads(failed.value.read())["detail"]
+    assert detail == "the site's auth hook is unavailable; try again"
+    wait_until(lambda: "auth hook failing" in service.log(), timeout=5)
+    assert "answered 500" in service.log()
+
+
+def test_a_failing_site_is_asked_once_per_reconnect_storm_not_once_per_request(url, site):
+    session = site.session(500, b"")
+    for _ in range(4):
+        with open_sse(url, headers=cookie(session)) as stream:
+            assert "retry:" in stream.read_to_end().decode()
+    assert site.calls_for(session) == 1
+
+    # Past AWAY_CACHE_S the site is asked again (its recovery is seen).
+    def asked_again() -> bool:
+        with open_sse(url, headers=cookie(session)) as stream:
+            stream.read_to_end()
+        return site.calls_for(session) == 2
+
+    wait_until(asked_again, timeout=10, interval=0.3)
+
+
+def test_a_site_trickling_its_answer_is_given_up_at_the_timeout_for_the_whole_call(url, site):
+    session = uuid.uuid4().hex
+    site.trickle_s[session] = 0.4  # each read well within the 1 s timeout; the call 4 s
+    before = hook_calls(url, "timeout")
+    started = time.monotonic()
+    with pytest.raises(InvalidStatus) as refused:
+        open_ws(url, headers=cookie(session))
+    assert refused.value.response.status_code == 503
+    assert time.monotonic() - started < 2.5
+    assert hook_calls(url, "timeout") == before + 1
 
 
 # --- Cache, coalescing ----------------------------------------------------------------
@@ -299,6 +368,38 @@ def test_after_a_disconnect_the_site_is_asked_again_instead_of_refusing_its_old_
     assert site.calls_for(session) == 2
 
 
+def test_a_fresh_site_answer_counts_as_after_a_revocation_stamped_by_a_clock_ahead(url, site, r):
+    user = f"u{uuid.uuid4().hex[:8]}"
+    session = site.session(200, user_for(user))
+    with open_sse(url, headers=cookie(session)) as stream:
+        stream.wait_for_comment("connected")
+    # Redis's clock (which stamps a revocation) a minute ahead of the service's.
+    revoked = user_keys(user, "user_{user_id}_messages").revoked
+    r.set(revoked, int((time.time() + 60) * 1000), ex=300)
+    with open_sse(url, headers=cookie(session)) as stream:
+        assert stream.status == 200
+        stream.wait_for_comment("connected")
+    assert site.calls_for(session) == 2
+
+
+def test_after_a_disconnect_a_ticket_bought_with_the_session_opens_a_stream(url, site, r):
+    user = f"u{uuid.uuid4().hex[:8]}"
+    session = site.session(200, user_for(user))
+
+    def buy_ticket() -> str:
+        request = urllib.request.Request(url + "/ticket", data=b"", method="POST")
+        request.add_header("Cookie", f"session={session}")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())["ticket"]
+
+    buy_ticket()  # the site's answer is now cached
+    disconnect(r, user, "password changed")
+    with open_sse(url, {"ticket": buy_ticket()}) as stream:
+        assert stream.status == 200
+        stream.wait_for_comment("connected")
+    assert site.calls_for(session) == 2
+
+
 # --- Tokens first, acks ---------------------------------------------------------------
 
 
@@ -360,10 +461,75 @@ def test_a_cross_site_cookie_request_without_an_allowed_origin_is_refused(url, s
     assert site.calls_for(session) == 0
 
 
+def test_a_cross_site_cookie_request_with_basic_credentials_is_refused_not_asked(url, site):
+    session = site.session(200, user_for("basic_victim"))
+    headers = {
+        **cookie(session),
+        "Authorization": "Basic YWxpY2U6cHc=",  # attached by the browser, like the cookie
+        "Sec-Fetch-Site": "cross-site",
+    }
+    with open_sse(url, headers=headers) as stream:
+        assert stream.status == 403
+        assert json.loads(stream.read_to_end())["error"] == "origin_not_allowed"
+    with pytest.raises(InvalidStatus) as refused:
+        open_ws(url, headers=headers)
+    assert refused.value.response.status_code == 403
+    assert site.calls_for(session) == 0
+
+
+# --- Parsing the answer, bounding the session ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 3000 + b"]" * 3000,  # under MAX_ANSWER_BYTES, deeper than json's recursion
+        b'{"user_id": "x", "expires_in": {"a": ' * 1000 + b"1" + b"}" * 1001,
+        b'{"user_id": "x", "expires_in": 1e400}',
+        b'{"user_id": "x", "expires_in": -' + b"1" + b"0" * 400 + b"}",
+        b'{"user_id": "x", "expires_in": 0}',
+        b'{"user_id": "x", "expires_in": true}',
+        b'{"user_id": "x", "expires_in": NaN}',
+        b"\xff\xfe",
+    ],
+)
+def test_any_answer_that_cannot_be_parsed_is_a_value_error(body):
+    with pytest.raises(ValueError):
+        parse_answer(body)
+
+
+def test_a_huge_expires_in_is_cut_to_the_longest_session_not_an_overflow():
+    huge = b'{"user_id": "x", "expires_in": 1' + b"0" * 400 + b"}"
+    assert parse_answer(huge, 3600) == ("x", 3600.0)
+    assert parse_answer(b'{"user_id": 7, "expires_in": 90.5}', 3600) == ("7", 90.5)
+
+
+def test_the_sites_session_is_bounded_by_push_jwt_max_age_s(site):
+    app = create_app({"PUSH_AUTH_URL": site.url, "PUSH_JWT_MAX_AGE_S": 600})
+    hook = auth_hook(app)
+    assert hook is not None and hook.max_age_s == 600
+    session = site.session(200, user_for("year_long", 365 * 86400))
+    identity = hook.identify(f"session={session}", "")
+    assert identity.expires_at is not None
+    assert identity.expires_at - time.time() <= 600 + 1
+
+
 # --- Configuration --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["ftp://site/auth", "site.example/auth", "http://"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "ftp://site/auth",
+        "site.example/auth",
+        "http://",
+        "http://site:abc/x",
+        "http://site:99999/x",
+        "http://user:pw@site/x",
+        "http://site/x#frag",
+        "http://[::1/x",
+    ],
+)
 def test_a_wrong_auth_url_stops_start_up_and_is_named(value):
     with pytest.raises(ConfigError, match="PUSH_AUTH_URL"):
         load_config({"PUSH_JWT_SECRET": SECRET, "PUSH_AUTH_URL": value})

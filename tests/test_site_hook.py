@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -68,6 +69,47 @@ def test_without_a_function_flask_logins_current_user_answers():
     assert client.get("/push-auth").get_json() == {"user_id": "alice", "expires_in": 300}
     client.get("/out")
     assert client.get("/push-auth").status_code == 401
+
+
+@pytest.mark.parametrize("where", ["manager", "config"])
+def test_strong_session_protection_is_refused_at_registration(where):
+    app = Flask(__name__)
+    app.secret_key = "test"
+    logins = LoginManager(app)
+    if where == "manager":
+        logins.session_protection = "strong"
+    else:
+        app.config["SESSION_PROTECTION"] = "strong"
+    with pytest.raises(RuntimeError, match="strong"):
+        init_push_auth(app)
+
+
+def test_strong_session_protection_set_up_after_registration_is_refused_at_the_call():
+    app = site_with()
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+    LoginManager(app).session_protection = "strong"
+    with pytest.raises(RuntimeError, match="strong"):
+        app.test_client().get("/push-auth")
+
+
+def test_basic_session_protection_is_accepted():
+    app = Flask(__name__)
+    app.secret_key = "test"
+    LoginManager(app)  # "basic" by default
+    init_push_auth(app)
+
+
+@pytest.mark.parametrize(("name", "signed_in"), [("alice7", True), ("ünïcode", False)])
+def test_the_example_site_signs_in_only_names_push_takes_as_user_ids(name, signed_in):
+    spec = importlib.util.spec_from_file_location(
+        "flask_login_site", ROOT / "examples" / "flask_login_site" / "app.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    client = module.create_site().test_client()
+    client.post("/login", data={"name": name, "password": module.PASSWORD})
+    answer = client.get("/push-auth")
+    assert answer.status_code == (200 if signed_in else 401)
 
 
 def test_the_path_is_the_sites_choice():
