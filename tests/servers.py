@@ -9,11 +9,15 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
+import redis
 from clients import wait_until
 
-from push.redis_server import free_port
+from push.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Seconds gunicorn gets to start answering.
@@ -126,3 +130,24 @@ class Gunicorn:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def own_redis(name: str) -> tuple[Any, Any]:
+    """The fixtures `redis_server` and `r` of a module whose Redis is its own, for
+    `redis_server, r = own_redis("acks")`: its service, started once for the module, keeps
+    its workers' and users' keys there from test to test (a bystander, a lease), so unlike
+    conftest's `r` this client empties nothing."""
+
+    @pytest.fixture(scope="module")
+    def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+        server = RedisServer(tmp_path_factory.mktemp(f"{name}-redis")).start()
+        yield server
+        server.stop()
+
+    @pytest.fixture
+    def r(redis_server: RedisServer) -> Iterator[redis.Redis]:
+        client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+        yield client
+        client.close()
+
+    return redis_server, r

@@ -15,12 +15,10 @@ import urllib.request
 
 import jwt
 import pytest
-import redis
 from clients import drainer_pids, open_ws, wait_until, ws_frames
-from servers import Gunicorn, service_env
+from servers import Gunicorn, own_redis, service_env
 
 from push.keys import user_keys
-from push.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
 
@@ -36,18 +34,7 @@ def mint(sub: str) -> str:
     return jwt.encode({"sub": sub, "exp": int(time.time()) + 300}, SECRET, "HS256")
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("acks-redis")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def r(redis_server):
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    yield client
-    client.close()
+redis_server, r = own_redis("acks")
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
-import redis
 from clients import open_sse, open_ws, wait_until
 from prometheus_client.parser import text_string_to_metric_families
-from servers import Gunicorn, service_env
+from servers import Gunicorn, own_redis, service_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from push import disconnect
@@ -25,7 +24,6 @@ from push.authhook import parse_answer
 from push.config import ConfigError, load_config
 from push.identity import auth_hook
 from push.keys import user_keys
-from push.redis_server import RedisServer
 from push.service import create_app
 
 pytestmark = pytest.mark.e2e
@@ -102,18 +100,7 @@ def site():
     site.server.server_close()
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("auth-hook-redis")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def r(redis_server):
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    yield client
-    client.close()
+redis_server, r = own_redis("auth-hook")
 
 
 @pytest.fixture(scope="module")

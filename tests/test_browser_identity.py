@@ -11,13 +11,10 @@ import urllib.request
 
 import jwt
 import pytest
-import redis
 from clients import open_sse, open_ws, wait_until, ws_frames
 from playwright.sync_api import Browser
-from servers import Gunicorn, service_env
+from servers import Gunicorn, own_redis, service_env
 from websockets.exceptions import ConnectionClosed
-
-from push.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
 
@@ -33,18 +30,7 @@ def mint(sub: str, lifetime_s: float = 300) -> str:
     return jwt.encode(claims, SECRET, "HS256")
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("identity-redis")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def r(redis_server):
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    yield client
-    client.close()
+redis_server, r = own_redis("identity")
 
 
 @pytest.fixture(scope="module")

@@ -32,12 +32,11 @@ from clients import (
     ws_frames,
 )
 from cryptography.hazmat.primitives.asymmetric import rsa
-from servers import Gunicorn, service_env
+from servers import Gunicorn, own_redis, service_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from push.config import DEAD_LETTER_MAX_BYTES
 from push.keys import user_keys
-from push.redis_server import RedisServer
 from push.service import create_app
 from push.tickets import ticket_key
 
@@ -60,19 +59,8 @@ def mint(sub: object = "alice", *, key: object = SECRET, algorithm: str = "HS256
     return jwt.encode({k: v for k, v in payload.items() if v is not None}, key, algorithm)
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    """A Redis of this module's own: the table's bystander must survive every test."""
-    server = RedisServer(tmp_path_factory.mktemp("secure-redis")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def r(redis_server):
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    yield client
-    client.close()
+#: A Redis of this module's own: the table's bystander must survive every test.
+redis_server, r = own_redis("secure")
 
 
 @pytest.fixture(scope="module")

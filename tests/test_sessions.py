@@ -11,7 +11,6 @@ import urllib.request
 
 import jwt
 import pytest
-import redis
 from clients import (
     SseStream,
     connection_pids,
@@ -23,11 +22,10 @@ from clients import (
     ws_frames,
 )
 from prometheus_client.parser import text_string_to_metric_families
-from servers import Gunicorn, service_env
+from servers import Gunicorn, own_redis, service_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from push import disconnect
-from push.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
 
@@ -46,18 +44,7 @@ def mint(sub: str = "alice", lifetime_s: float = 300, **claims) -> str:
     return jwt.encode({k: v for k, v in payload.items() if v is not None}, SECRET, "HS256")
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("sessions-redis")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def r(redis_server):
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    yield client
-    client.close()
+redis_server, r = own_redis("sessions")
 
 
 @pytest.fixture(scope="module")
