@@ -17,10 +17,10 @@ from pathlib import Path  # noqa: E402
 
 from gevent.pywsgi import WSGIServer  # noqa: E402
 
-from push.config import ConfigError  # noqa: E402
-from push.redis_server import RedisServer, RedisServerError  # noqa: E402
+from push.model.settings import ConfigError  # noqa: E402
 from push.runtime import tune_for_many_connections  # noqa: E402
 from push.service import create_app  # noqa: E402
+from push.storage.server import RedisServer, RedisServerError  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 #: The private Redis's fixed port, so a second terminal can reach it; 0 picks a free one.

@@ -57,7 +57,7 @@ import loadgen  # noqa: E402
 import producer  # noqa: E402
 from loadgen import DELIVERIES, FAILED, LIVE, LOST, N_STATS, OPENING  # noqa: E402
 
-from push.redis_server import RedisServer, free_port  # noqa: E402
+from push.storage.server import RedisServer, free_port  # noqa: E402
 
 WORKERS = 2
 #: A server that fails to boot is retried after a pause (another developer may be

@@ -45,8 +45,8 @@ from chaos.procs import (
     start_redis,
 )
 from chaos.producer import Producer, ProducerResult
-from push.keys import user_keys
-from push.store import Store
+from push.model.keys import user_keys
+from push.storage.store import Store
 
 #: The service's settings for a chaos run. Heartbeats and pings are short so that silent
 #: cuts are noticed in seconds; the outbox is small (and the drain batch below it, see

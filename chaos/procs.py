@@ -1,7 +1,7 @@
 """The processes of a chaos run: Redis with an append-only file, and gunicorn.
 
 Reuses tests/servers.py's Gunicorn (with chaos/gunicorn.conf.py, which is the project's
-config plus a stats greenlet per worker) and push.redis_server.RedisServer. What the
+config plus a stats greenlet per worker) and push.storage.server.RedisServer. What the
 harness measures from outside, it reads from /proc: worker pids, their sockets split
 into client, Redis and other descriptors, and their RSS.
 """
@@ -21,7 +21,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from servers import Gunicorn, service_env
 
-from push.redis_server import RedisServer
+from push.storage.server import RedisServer
 
 CHAOS = Path(__file__).resolve().parent
 ROOT = CHAOS.parent

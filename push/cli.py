@@ -7,12 +7,12 @@ import json
 import click
 from flask import current_app
 
-from push.config import DeliverySettings
-from push.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
-from push.mailbox import drain
-from push.presence import Presence
+from push.delivery.mover import drain
+from push.model.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
+from push.model.settings import DeliverySettings
 from push.publishing import PublishError, disconnect, publish
-from push.store import Store
+from push.storage.presence import Presence
+from push.storage.store import Store
 
 #: Seconds `tail` waits for a wake before it looks at the mailbox again.
 TAIL_POLL_S = 1.0
@@ -21,7 +21,7 @@ STATS_SCAN_LIMIT = 100_000
 
 
 def _store() -> Store:
-    return current_app.extensions["push.store"]
+    return current_app.extensions["push.storage.store"]
 
 
 def _keys(user_id: str) -> UserKeys:
@@ -125,7 +125,7 @@ def disconnect_command(user_id: str, reason: str) -> None:
 def stats(user_id: str | None, top: int) -> None:
     """Mailbox, history, dead letters and connections of USER_ID, or the busiest users."""
     store = _store()
-    presence: Presence = current_app.extensions["push.presence"]
+    presence: Presence = current_app.extensions["push.storage.presence"]
     if user_id is not None:
         keys = _keys(user_id)
         with store.redis.pipeline(transaction=False) as pipe:

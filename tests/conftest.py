@@ -21,8 +21,8 @@ from cluster import LocalCluster
 from playwright.sync_api import Browser, sync_playwright
 from servers import Gunicorn, service_env
 
-from push.redis_server import RedisServer
-from push.store import Store
+from push.storage.server import RedisServer
+from push.storage.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Two keys, as during a rotation: both open the publish API.

@@ -17,7 +17,7 @@ import pytest
 import redis
 from clients import wait_until
 
-from push.redis_server import RedisServer, free_port
+from push.storage.server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Seconds gunicorn gets to start answering.
