@@ -71,7 +71,7 @@ def main() -> int:
         print(f"push: {error}", file=sys.stderr)
         return 1
     tune_for_many_connections()
-    app.extensions["push.sweeper"].start()
+    app.extensions["push"].sweeper.start()
     print(how_to_send(os.environ["REDIS_URL"], port), flush=True)
     if not app.config["PUSH_API_KEY"]:
         print("push: the publish API is off: set PUSH_API_KEY to turn it on", flush=True)

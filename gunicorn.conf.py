@@ -136,7 +136,7 @@ def post_worker_init(worker):
     worker until the graceful timeout and then be cut without a word."""
     import gevent
 
-    switchboard = worker.wsgi.extensions["push.delivery.switchboard"]
+    switchboard = worker.wsgi.extensions["push"].switchboard
     stop_accepting = worker.handle_exit
 
     def handle_exit(signum, frame):
@@ -144,7 +144,7 @@ def post_worker_init(worker):
         gevent.spawn(switchboard.shut_down)
 
     signal.signal(signal.SIGTERM, handle_exit)
-    worker.wsgi.extensions["push.sweeper"].start()
+    worker.wsgi.extensions["push"].sweeper.start()
     from push.runtime import tune_for_many_connections
 
     tune_for_many_connections()

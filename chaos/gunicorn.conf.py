@@ -40,7 +40,7 @@ def _write_stats(worker, directory: Path, interval_s: float) -> None:
     import gevent
 
     app = worker.wsgi
-    switchboard = app.extensions["push.delivery.switchboard"]
+    switchboard = app.extensions["push"].switchboard
     client = app.test_client()
     path = directory / f"{os.getpid()}.json"
     watched = [u for u in os.environ.get("CHAOS_WATCH_USERS", "").split(",") if u]

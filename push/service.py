@@ -26,6 +26,7 @@ from push.edge import (
     ticket_view,
     ws_view,
 )
+from push.edge.parts import EXTENSION, Parts
 from push.edge.ws_reader import FrameSignal, ReadWhenReadable
 from push.identity.tokens import TokenSettings
 from push.model.settings import DeliverySettings, check_consistency, parse_environ
@@ -71,26 +72,28 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         block_s=app.config["PUSH_BLOCK_S"],
         cluster=app.config["PUSH_REDIS_CLUSTER"],
     )
-    app.extensions["push.settings"] = settings
-    app.extensions["push.storage.store"] = store
     presence = Presence(
         store.redis,
         lease_s=app.config["PUSH_PRESENCE_LEASE_S"],
         limit=app.config["PUSH_MAX_CONNECTIONS_PER_USER"],
         ttl_s=app.config["PUSH_HISTORY_TTL_S"],
     )
-    app.extensions["push.storage.presence"] = presence
-    app.extensions["push.identity.tokens"] = TokenSettings.from_config(app.config)
-    app.extensions["push.delivery.switchboard"] = Switchboard(store, settings, presence)
-    # Started by each serving process (gunicorn.conf.py, app.py), not by the CLI.
-    app.extensions["push.sweeper"] = Sweeper(store, settings, app.config["PUSH_MAILBOX_SWEEP_S"])
-    app.extensions["push.ready_redis"] = redis_client(
-        app.config["REDIS_URL"],
-        max_connections=1,
-        socket_timeout=health_view.READY_TIMEOUT_S,
-        connect_timeout=health_view.READY_TIMEOUT_S,
-        wait_for_connection_s=health_view.READY_TIMEOUT_S,
-        cluster=app.config["PUSH_REDIS_CLUSTER"],
+    app.extensions[EXTENSION] = Parts(
+        delivery=settings,
+        store=store,
+        presence=presence,
+        tokens=TokenSettings.from_config(app.config),
+        switchboard=Switchboard(store, settings, presence),
+        # Started by each serving process (gunicorn.conf.py, app.py), not by the CLI.
+        sweeper=Sweeper(store, settings, app.config["PUSH_MAILBOX_SWEEP_S"]),
+        ready_redis=redis_client(
+            app.config["REDIS_URL"],
+            max_connections=1,
+            socket_timeout=health_view.READY_TIMEOUT_S,
+            connect_timeout=health_view.READY_TIMEOUT_S,
+            wait_for_connection_s=health_view.READY_TIMEOUT_S,
+            cluster=app.config["PUSH_REDIS_CLUSTER"],
+        ),
     )
     proxies = app.config["PUSH_TRUSTED_PROXIES"]
     if proxies:

@@ -94,7 +94,7 @@ def churn(app, port: int, transport: str, count: int, prefix: str) -> int:
     (and WebSocket Server) has let go.
     Returns how many more greenlets were alive while the streams were open."""
     before = live_greenlets()
-    switchboard = app.extensions["push.delivery.switchboard"]
+    switchboard = app.extensions["push"].switchboard
     client = redis.Redis.from_url(os.environ["REDIS_URL"], decode_responses=True)
     opening = [
         gevent.spawn(open_stream, port, transport, f"{prefix}{i % USERS}") for i in range(count)

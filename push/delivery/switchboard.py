@@ -80,11 +80,11 @@ class LocalUser:
         "_room_freed",
         "_stopped",
         "_woken",
-        "tabs",
         "keys",
         "marks",
         "settings",
         "store",
+        "tabs",
         "worker_id",
     )
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, current_app, request
 
 from push.edge.origins import cors_post_endpoint
+from push.edge.parts import parts
 from push.identity.identify import identify
 from push.metrics import ACKS_IGNORED
 from push.model.entries import Mark, Receipts
@@ -32,7 +33,7 @@ def ack() -> tuple[dict[str, object], int]:
     receipts back. An id it does not record answers `"acknowledged": false`."""
     user_id = identify(request, tickets=False).user_id
     key = ack_key(request.get_data())
-    store: Store = current_app.extensions["push.storage.store"]
+    store: Store = parts().store
     keys = user_keys(user_id, current_app.config["PUSH_MAILBOX_KEY"])
     try:
         moved = store.acknowledge(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from flask import Request, current_app, g
 
 from push.edge.origins import cross_origin
+from push.edge.parts import parts
 from push.identity.identify import ask_site_again, identify, unauthorized
 from push.metrics import REDIS_ERRORS
 from push.model.errors import HookUnavailable, Refusal
@@ -67,13 +68,13 @@ def admit(request: Request) -> Admission:
 
     Sets `g.cors_origin` (for the response's CORS headers) and `g.admission`."""
     config = current_app.config
-    if current_app.extensions["push.delivery.switchboard"].draining:
+    if parts().switchboard.draining:
         raise Unavailable("this worker is shutting down")
     g.cors_origin = cross_origin(
         request, config["PUSH_ALLOWED_ORIGINS"], config["PUSH_TOKEN_COOKIE"]
     )
     cursor = requested_cursor(request)
-    presence: Presence = current_app.extensions["push.storage.presence"]
+    presence: Presence = parts().presence
     try:
         identity = identify(request)
         user_id = identity.user_id
@@ -142,4 +143,4 @@ def release_unless_taken(exc: BaseException | None = None) -> None:
     """teardown_request: release an admission whose view never took it over."""
     admission = g.pop("admission", None)
     if admission is not None and not g.get("admission_taken", False):
-        release(admission, current_app.extensions["push.storage.presence"])
+        release(admission, parts().presence)

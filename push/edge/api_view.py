@@ -15,6 +15,7 @@ from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 
 from push.edge.ack_view import receipts_json
 from push.edge.openapi import MAX_USERS_PER_CALL, openapi_document
+from push.edge.parts import parts
 from push.identity.identify import checked_user_id
 from push.model.errors import Refusal
 from push.model.keys import user_keys
@@ -74,7 +75,7 @@ def _limit_rate() -> None:
     rate = current_app.config["PUSH_API_RATE"]
     if not rate:
         return
-    store: Store = current_app.extensions["push.storage.store"]
+    store: Store = parts().store
     window = f"push:rate:{g.api_key_id}:{int(time.time())}"
     try:
         with store.redis.pipeline(transaction=False) as pipe:
@@ -132,7 +133,7 @@ def _idempotency_key() -> str | None:
 def publish() -> tuple[dict[str, object], int]:
     user_ids, data = _publish_request()
     idempotency_key = _idempotency_key()
-    store: Store = current_app.extensions["push.storage.store"]
+    store: Store = parts().store
     try:
         online = publish_many(
             store.redis,
@@ -159,7 +160,7 @@ def publish() -> tuple[dict[str, object], int]:
 def receipts(user_id: str) -> dict[str, object]:
     """How far the user's messages got: waiting, delivered, acknowledged, unacknowledged."""
     keys = user_keys(checked_user_id(user_id), current_app.config["PUSH_MAILBOX_KEY"])
-    store: Store = current_app.extensions["push.storage.store"]
+    store: Store = parts().store
     try:
         return receipts_json(store.receipts(keys))
     except REDIS_UNAVAILABLE:
@@ -169,7 +170,7 @@ def receipts(user_id: str) -> dict[str, object]:
 @bp.get("/users/<user_id>/presence")
 def presence(user_id: str) -> dict[str, object]:
     keys = user_keys(checked_user_id(user_id), current_app.config["PUSH_MAILBOX_KEY"])
-    registry: Presence = current_app.extensions["push.storage.presence"]
+    registry: Presence = parts().presence
     try:
         count = registry.count(keys)
     except REDIS_UNAVAILABLE:
@@ -192,7 +193,7 @@ def disconnect_user(user_id: str) -> tuple[dict[str, object], int]:
         if not isinstance(body, dict) or set(body) - {"reason"}:
             raise Refusal(422, "invalid_request", 'send no body, or {"reason": "..."}')
         reason = body.get("reason", "")
-    store: Store = current_app.extensions["push.storage.store"]
+    store: Store = parts().store
     try:
         closed = disconnect(
             store.redis,

@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, render_template, request
 
+from push.edge.parts import parts
 from push.identity.identify import checked_user_id
 from push.model.errors import Refusal
 from push.model.keys import user_keys
@@ -58,7 +59,7 @@ def send() -> tuple[dict[str, object], int]:
         raise Refusal(422, "invalid_data", "data must be a string")
     if len(data.encode()) > current_app.config["PUSH_MAX_MESSAGE_BYTES"]:
         raise Refusal(413, "too_large", "data is larger than PUSH_MAX_MESSAGE_BYTES")
-    store: Store = current_app.extensions["push.storage.store"]
+    store: Store = parts().store
     try:
         waiting = store.push(user_keys(user_id, current_app.config["PUSH_MAILBOX_KEY"]), data)
     except REDIS_UNAVAILABLE:

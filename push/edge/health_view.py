@@ -7,6 +7,7 @@ import hmac
 import redis
 from flask import Blueprint, Response, current_app, request
 
+from push.edge.parts import parts
 from push.metrics import exposition
 from push.model.errors import Refusal
 from push.storage.clients import REDIS_UNAVAILABLE
@@ -42,9 +43,9 @@ def healthz() -> dict[str, str]:
 @bp.get("/readyz")
 def readyz() -> tuple[dict[str, str], int]:
     """200 when Redis answers within 250 ms and the worker is not shutting down."""
-    if current_app.extensions["push.delivery.switchboard"].draining:
+    if parts().switchboard.draining:
         return {"redis": "unknown", "status": "shutting down"}, 503
-    client: redis.Redis = current_app.extensions["push.ready_redis"]
+    client: redis.Redis = parts().ready_redis
     try:
         client.ping()
     except REDIS_UNAVAILABLE as error:

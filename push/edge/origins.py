@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Request, Response, current_app, g, request
 
+from push.edge.parts import parts
 from push.model.errors import Refusal
 
 #: The port each scheme implies when an origin or a Host names none.
@@ -94,7 +95,7 @@ def push_checks_bearer(request: Request) -> bool:
     return (
         header is not None
         and header.partition(" ")[0].lower() == "bearer"
-        and current_app.extensions.get("push.identity.tokens") is not None
+        and parts().tokens is not None
     )
 
 

@@ -7,7 +7,7 @@ import logging
 import random
 from collections.abc import Callable, Iterator
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 
 from push.delivery.switchboard import Switchboard
 from push.delivery.tab import (
@@ -30,6 +30,7 @@ from push.edge.encoding import once_per_entry
 from push.edge.hangup import client_socket, cut, watch_for_hangup
 from push.edge.hello import sse_hello, wants_hello
 from push.edge.origins import add_cors_headers
+from push.edge.parts import parts
 from push.edge.sse import encode_comment, encode_event, encode_retry
 from push.metrics import CLOSED, CONNECTIONS, OPEN_CONNECTIONS, RESULT_BY_STATUS, closed_label
 from push.model.entries import Entry
@@ -96,7 +97,7 @@ class StreamBody:
 
 @bp.before_request
 def admit_stream() -> Response | None:
-    settings: DeliverySettings = current_app.extensions["push.settings"]
+    settings: DeliverySettings = parts().delivery
     try:
         admit(request)
     except Unavailable as why:
@@ -122,9 +123,9 @@ bp.teardown_request(release_unless_taken)
 
 @bp.get("/stream")
 def stream() -> Response:
-    settings: DeliverySettings = current_app.extensions["push.settings"]
-    switchboard: Switchboard = current_app.extensions["push.delivery.switchboard"]
-    presence = current_app.extensions["push.storage.presence"]
+    settings: DeliverySettings = parts().delivery
+    switchboard: Switchboard = parts().switchboard
+    presence = parts().presence
     admission: Admission = g.admission
     g.admission_taken = True
     tab = Tab(
@@ -138,7 +139,7 @@ def stream() -> Response:
         tab.abort = lambda: cut(sock)
     CONNECTIONS.labels("sse", "accepted").inc()
     OPEN_CONNECTIONS.labels("sse").inc()
-    log.info("tab opened user=%s transport=sse", admission.user_id)
+    log.info("connection opened user=%s transport=sse", admission.user_id)
     hello = sse_hello(admission.user_id) if wants_hello(request) else b""
 
     def events() -> Iterator[bytes]:
@@ -172,7 +173,7 @@ def stream() -> Response:
         OPEN_CONNECTIONS.labels("sse").dec()
         CLOSED.labels("sse", closed_label(tab.closed_reason)).inc()
         log.info(
-            "tab closed user=%s transport=sse duration=%.1fs messages=%d reason=%s",
+            "connection closed user=%s transport=sse duration=%.1fs messages=%d reason=%s",
             tab.user_id,
             tab.age_s,
             tab.sent,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, request
 
 from push.edge.origins import cors_post_endpoint
+from push.edge.parts import parts
 from push.identity.identify import ask_site_again, identify
 from push.identity.tickets import issue_ticket
 from push.model.errors import Refusal
@@ -22,7 +23,7 @@ cors_post_endpoint(bp, "/ticket")
 def ticket() -> tuple[dict[str, object], int]:
     """`{"ticket": "...", "expires_in": 30}` for the user the token names."""
     identity = identify(request, tickets=False)
-    store: Store = current_app.extensions["push.storage.store"]
+    store: Store = parts().store
     ttl_s = current_app.config["PUSH_TICKET_TTL_S"]
     try:
         if g.get("site_headers") is not None:

@@ -38,6 +38,7 @@ from push.edge.encoding import once_per_entry
 from push.edge.hangup import cut
 from push.edge.hello import wants_hello, ws_hello
 from push.edge.origins import add_cors_headers
+from push.edge.parts import parts
 from push.edge.ws_reader import forget_handshake
 from push.identity.tokens import TokenRejected, TokenSettings, verify_token
 from push.metrics import (
@@ -389,8 +390,8 @@ def websocket(ws: Server) -> None:
 
 
 def serve(ws: Server) -> None:
-    settings: DeliverySettings = current_app.extensions["push.settings"]
-    switchboard: Switchboard = current_app.extensions["push.delivery.switchboard"]
+    settings: DeliverySettings = parts().delivery
+    switchboard: Switchboard = parts().switchboard
     admission: Admission = g.admission
     g.admission_taken = True
     tab = Tab(
@@ -399,10 +400,10 @@ def serve(ws: Server) -> None:
     user = switchboard.attach(tab, admission.caught_up)
     tab.abort = lambda: cut(ws.sock.raw)
     tab.expire_at(stream_deadline(admission))
-    store: Store = current_app.extensions["push.storage.store"]
+    store: Store = parts().store
     renew = renewal_check(
         tab,
-        current_app.extensions["push.identity.tokens"],
+        parts().tokens,
         lambda: store.revoked_since(admission.keys),
         current_app.config["PUSH_JWT_LEEWAY_S"],
     )
@@ -411,7 +412,7 @@ def serve(ws: Server) -> None:
     frames()  # what arrived before
     CONNECTIONS.labels("ws", "accepted").inc()
     OPEN_CONNECTIONS.labels("ws").inc()
-    log.info("tab opened user=%s transport=ws", admission.user_id)
+    log.info("connection opened user=%s transport=ws", admission.user_id)
     try:
         if wants_hello(request):
             send_text(ws, ws_hello(admission.user_id))
@@ -438,11 +439,11 @@ def serve(ws: Server) -> None:
         ws.event.on_set = None
         ws.thread.stop()  # before the server closes the socket
         switchboard.detach(tab)
-        release(admission, current_app.extensions["push.storage.presence"])
+        release(admission, parts().presence)
         OPEN_CONNECTIONS.labels("ws").dec()
         CLOSED.labels("ws", closed_label(tab.closed_reason)).inc()
         log.info(
-            "tab closed user=%s transport=ws duration=%.1fs messages=%d reason=%s",
+            "connection closed user=%s transport=ws duration=%.1fs messages=%d reason=%s",
             tab.user_id,
             tab.age_s,
             tab.sent,

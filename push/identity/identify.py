@@ -99,7 +99,7 @@ def identify(request: Request, *, tickets: bool = True) -> Identity:
     header = request.headers.get("Authorization")
     if hook is not None and header is not None:
         bearer = header.partition(" ")[0].lower() == "bearer"
-        if not (bearer and current_app.extensions["push.identity.tokens"] is not None):
+        if not (bearer and current_app.extensions["push"].tokens is not None):
             return ask_site(hook, request.headers.get("Cookie", ""), header)
     found = credential(request, config["PUSH_TOKEN_COOKIE"])
     if found is None and hook is not None and request.headers.get("Cookie"):
@@ -115,12 +115,12 @@ def identify(request: Request, *, tickets: bool = True) -> Identity:
     if kind == "ticket":
         if not tickets:
             raise unauthorized("ticket_not_accepted", "a ticket opens a stream; send the token")
-        store: Store = current_app.extensions["push.storage.store"]
+        store: Store = current_app.extensions["push"].store
         identity = take_ticket(store.redis, value)
         if identity is None:
             raise unauthorized("invalid_ticket", "the ticket is unknown, used or expired")
         return identity
-    settings: TokenSettings | None = current_app.extensions["push.identity.tokens"]
+    settings: TokenSettings | None = current_app.extensions["push"].tokens
     if settings is None:
         raise unauthorized("tokens_not_configured", "PUSH_JWT_SECRET is not set")
     try:
