@@ -24,7 +24,7 @@ from servers import ROOT, Gunicorn, service_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from push.service import create_app
-from push.storage.server import RedisServer
+from push.storage.server import RedisServer, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -273,6 +273,34 @@ def test_a_draining_worker_turns_new_streams_away_politely(redis_server):
     assert refused.get_json()["error"] == "unavailable"
     assert client.get("/readyz").status_code == 503
     assert client.get("/healthz").status_code == 200
+
+
+def test_every_json_endpoint_answers_redis_being_away_the_same_way():
+    """One answer for "Redis did not answer" (push/edge/errors.py): 503, the code
+    `unavailable`, `Retry-After`; the streams keep their own (200 + retry:, a WebSocket 503)."""
+    api_key = "k" * 32
+    app = create_app(
+        {
+            "PUSH_DEMO": True,
+            "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+            "PUSH_API_KEY": (api_key,),
+            "PUSH_API_RATE": 100,
+        }
+    )
+    client = app.test_client()
+    api = {"Authorization": f"Bearer {api_key}"}
+    answers = {
+        "publish": client.post("/api/publish", json={"user_id": "7", "data": "x"}, headers=api),
+        "receipts": client.get("/api/users/7/receipts", headers=api),
+        "ack": client.post("/ack?user_id=7", json={"id": "1-0"}),
+        "demo send": client.post("/demo/send", json={"user_id": "7", "data": "x"}),
+    }
+    for name, answer in answers.items():
+        assert (name, answer.status_code, answer.headers.get("Retry-After")) == (name, 503, "2")
+        assert answer.get_json()["error"] == "unavailable", name
+    stream = client.get("/stream?user_id=7")
+    assert stream.status_code == 200
+    assert stream.get_data(as_text=True).startswith("retry: ")
 
 
 def test_sigkill_of_a_worker_loses_nothing(own_service, own_redis):

@@ -14,7 +14,6 @@ from push.metrics import ACKS_IGNORED
 from push.model.entries import Mark, Receipts
 from push.model.errors import Refusal
 from push.model.keys import InvalidEventId, event_id_text, parse_event_id, user_keys
-from push.storage.clients import REDIS_UNAVAILABLE
 from push.storage.store import Store
 
 bp = Blueprint("receipts", __name__)
@@ -35,12 +34,7 @@ def ack() -> tuple[dict[str, object], int]:
     key = ack_key(request.get_data())
     store: Store = parts().store
     keys = user_keys(user_id, current_app.config["PUSH_MAILBOX_KEY"])
-    try:
-        moved = store.acknowledge(
-            keys, event_id_text(key), current_app.config["PUSH_HISTORY_TTL_S"]
-        )
-    except REDIS_UNAVAILABLE:
-        raise Refusal(503, "unavailable", "redis did not answer; try again") from None
+    moved = store.acknowledge(keys, event_id_text(key), current_app.config["PUSH_HISTORY_TTL_S"])
     if moved == NOT_GIVEN:
         ACKS_IGNORED.labels("not_delivered").inc()
     elif not moved:

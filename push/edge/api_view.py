@@ -20,7 +20,6 @@ from push.identity.identify import checked_user_id
 from push.model.errors import Refusal
 from push.model.keys import user_keys
 from push.publishing import PublishError, disconnect, publish_many
-from push.storage.clients import REDIS_UNAVAILABLE
 from push.storage.presence import Presence
 from push.storage.store import Store
 
@@ -37,12 +36,6 @@ PUBLISH_ERROR_STATUS = {
     "idempotency_in_progress": 409,
     "invalid_reason": 422,
 }
-
-
-def _redis_unavailable() -> Refusal:
-    return Refusal(
-        503, "redis_unavailable", "redis did not answer; try again", {"Retry-After": "2"}
-    )
 
 
 @bp.before_request
@@ -77,13 +70,10 @@ def _limit_rate() -> None:
         return
     store: Store = parts().store
     window = f"push:rate:{g.api_key_id}:{int(time.time())}"
-    try:
-        with store.redis.pipeline(transaction=False) as pipe:
-            pipe.incr(window)
-            pipe.expire(window, 2)
-            calls, _ = pipe.execute()
-    except REDIS_UNAVAILABLE:
-        raise _redis_unavailable() from None
+    with store.redis.pipeline(transaction=False) as pipe:
+        pipe.incr(window)
+        pipe.expire(window, 2)
+        calls, _ = pipe.execute()
     if calls > rate:
         raise Refusal(429, "rate_limited", f"more than {rate} calls a second", {"Retry-After": "1"})
 
@@ -151,8 +141,6 @@ def publish() -> tuple[dict[str, object], int]:
     except PublishError as error:
         headers = {"Retry-After": str(error.retry_after_s)} if error.retry_after_s else None
         raise Refusal(PUBLISH_ERROR_STATUS[error.code], error.code, error.detail, headers) from None
-    except REDIS_UNAVAILABLE:
-        raise _redis_unavailable() from None
     return {"queued": len(online), "online": online}, 202
 
 
@@ -161,20 +149,14 @@ def receipts(user_id: str) -> dict[str, object]:
     """How far the user's messages got: waiting, delivered, acknowledged, unacknowledged."""
     keys = user_keys(checked_user_id(user_id), current_app.config["PUSH_MAILBOX_KEY"])
     store: Store = parts().store
-    try:
-        return receipts_json(store.receipts(keys))
-    except REDIS_UNAVAILABLE:
-        raise _redis_unavailable() from None
+    return receipts_json(store.receipts(keys))
 
 
 @bp.get("/users/<user_id>/presence")
 def presence(user_id: str) -> dict[str, object]:
     keys = user_keys(checked_user_id(user_id), current_app.config["PUSH_MAILBOX_KEY"])
     registry: Presence = parts().presence
-    try:
-        count = registry.count(keys)
-    except REDIS_UNAVAILABLE:
-        raise _redis_unavailable() from None
+    count = registry.count(keys)
     return {
         "online": count.online,
         "connections": count.connections,
@@ -204,7 +186,5 @@ def disconnect_user(user_id: str) -> tuple[dict[str, object], int]:
         )
     except PublishError as error:
         raise Refusal(PUBLISH_ERROR_STATUS[error.code], error.code, error.detail) from None
-    except REDIS_UNAVAILABLE:
-        raise _redis_unavailable() from None
     log.info("user disconnected user=%s connections=%d", checked, closed)
     return {"disconnected": closed}, 200

@@ -18,7 +18,6 @@ from push.edge.parts import parts
 from push.identity.identify import checked_user_id
 from push.model.errors import Refusal
 from push.model.keys import user_keys
-from push.storage.clients import REDIS_UNAVAILABLE
 from push.storage.store import Store
 
 bp = Blueprint("demo", __name__)
@@ -60,8 +59,5 @@ def send() -> tuple[dict[str, object], int]:
     if len(data.encode()) > current_app.config["PUSH_MAX_MESSAGE_BYTES"]:
         raise Refusal(413, "too_large", "data is larger than PUSH_MAX_MESSAGE_BYTES")
     store: Store = parts().store
-    try:
-        waiting = store.push(user_keys(user_id, current_app.config["PUSH_MAILBOX_KEY"]), data)
-    except REDIS_UNAVAILABLE:
-        raise Refusal(503, "redis_unavailable", "redis did not answer; try again") from None
+    waiting = store.push(user_keys(user_id, current_app.config["PUSH_MAILBOX_KEY"]), data)
     return {"queued": 1, "waiting": waiting}, 202

@@ -35,6 +35,7 @@ from push.edge.admission import (
     stream_deadline,
 )
 from push.edge.encoding import once_per_entry
+from push.edge.errors import unavailable
 from push.edge.hangup import cut
 from push.edge.hello import wants_hello, ws_hello
 from push.edge.origins import add_cors_headers
@@ -328,7 +329,7 @@ def admit_websocket() -> None:
         admit(request)
     except Unavailable as why:
         CONNECTIONS.labels("ws", "unavailable").inc()
-        raise Refusal(503, "unavailable", f"{why}; try again", {"Retry-After": "2"}) from None
+        raise unavailable(str(why)) from None
     except Refusal as refusal:
         CONNECTIONS.labels("ws", RESULT_BY_STATUS.get(refusal.status, "rejected")).inc()
         raise
