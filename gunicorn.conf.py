@@ -81,8 +81,8 @@ def when_ready(server):
 
 
 def _flag_from_env(name: str) -> bool:
-    """The same words push/model/settings.py accepts as on; anything else is off here (a wrong
-    value is refused, with its name, when the app loads)."""
+    """The same words push/model/settings/parsers.py accepts as on; anything else is off
+    here (a wrong value is refused, with its name, when the app loads)."""
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 

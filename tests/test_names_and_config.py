@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from push.model.keys import (
@@ -12,7 +14,7 @@ from push.model.keys import (
     validate_user_id,
 )
 from push.model.redis_urls import parse_cluster_seeds
-from push.model.settings import ConfigError, load_config
+from push.model.settings import SETTINGS, ConfigError, Settings, config_key, load_config
 
 
 @pytest.mark.parametrize("good", ["42", "a", "x" * 64, "user.name", "org:7", "A-b_c.d:e", "..."])
@@ -164,3 +166,22 @@ def test_the_mailbox_watch_modes(value):
         value.strip().lower()
     )
     assert load_config(DEMO)["PUSH_MAILBOX_WATCH"] == "auto"
+
+
+def test_every_setting_has_a_typed_field_and_every_field_a_setting():
+    """Settings (what views read) holds exactly what the environment sets."""
+    assert {config_key(each.name) for each in dataclasses.fields(Settings)} == set(SETTINGS)
+    settings = Settings.from_config(
+        load_config({"PUSH_DEMO": "1", "PUSH_MAILBOX_KEY": "m{user_id}"})
+    )
+    assert (settings.demo, settings.mailbox_key, settings.redis_url) == (
+        True,
+        "m{user_id}",
+        "redis://127.0.0.1:6379/0",
+    )
+
+
+def test_secrets_stay_out_of_the_settings_repr():
+    environ = {"PUSH_JWT_SECRET": "s" * 40, "PUSH_API_KEY": "k" * 20, "PUSH_METRICS_TOKEN": "m" * 9}
+    shown = repr(Settings.from_config(load_config(environ)))
+    assert "s" * 40 not in shown and "k" * 20 not in shown and "m" * 9 not in shown
