@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import click
-from flask import current_app
 
 from push.delivery.mover import drain
 from push.edge.parts import parts
@@ -27,7 +26,7 @@ def _store() -> Store:
 
 def _keys(user_id: str) -> UserKeys:
     try:
-        return user_keys(user_id, current_app.config["PUSH_MAILBOX_KEY"])
+        return user_keys(user_id, parts().settings.mailbox_key)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="USER_ID") from None
 
@@ -57,10 +56,10 @@ def send(user_id: str, message: str | None, json_text: str | None) -> None:
             _store().redis,
             user_id,
             data,
-            mailbox_key=current_app.config["PUSH_MAILBOX_KEY"],
-            max_bytes=current_app.config["PUSH_MAX_MESSAGE_BYTES"],
-            mailbox_max=current_app.config["PUSH_MAILBOX_MAX"],
-            mailbox_ttl_s=current_app.config["PUSH_MAILBOX_TTL_S"],
+            mailbox_key=parts().settings.mailbox_key,
+            max_bytes=parts().settings.max_message_bytes,
+            mailbox_max=parts().settings.mailbox_max,
+            mailbox_ttl_s=parts().settings.mailbox_ttl_s,
         )
     except PublishError as error:
         raise click.ClickException(f"{error.code}: {error.detail}") from None
@@ -112,8 +111,8 @@ def disconnect_command(user_id: str, reason: str) -> None:
             _store().redis,
             user_id,
             reason,
-            mailbox_key=current_app.config["PUSH_MAILBOX_KEY"],
-            ttl_s=current_app.config["PUSH_REVOCATION_TTL_S"],
+            mailbox_key=parts().settings.mailbox_key,
+            ttl_s=parts().settings.revocation_ttl_s,
         )
     except PublishError as error:
         raise click.ClickException(f"{error.code}: {error.detail}") from None
@@ -148,7 +147,7 @@ def stats(user_id: str | None, top: int) -> None:
         for label, value in rows:
             click.echo(f"{label:<24}{value}")
         return
-    template = current_app.config["PUSH_MAILBOX_KEY"]
+    template = parts().settings.mailbox_key
     prefix, _, suffix = template.partition("{user_id}")
     ranked = []
     for scanned, key in enumerate(store.redis.scan_iter(match="{*}:presence", count=1000)):

@@ -28,8 +28,14 @@ from push.edge import (
 )
 from push.edge.parts import EXTENSION, Parts
 from push.edge.ws_reader import FrameSignal, ReadWhenReadable
+from push.identity.site_hook import AuthHook
 from push.identity.tokens import TokenSettings
-from push.model.settings import DeliverySettings, check_consistency, parse_environ
+from push.model.settings import (
+    DeliverySettings,
+    Settings,
+    check_consistency,
+    parse_environ,
+)
 from push.storage.clients import redis_client
 from push.storage.presence import Presence
 from push.storage.store import Store
@@ -65,39 +71,44 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         "max_message_size": 64 * 1024,
     }
 
-    settings = DeliverySettings.from_config(app.config)
+    # Configuration flows one way: the environment, the test mapping, app.config (checked
+    # above), then the typed settings every view and command reads.
+    settings = Settings.from_config(app.config)
+    delivery = DeliverySettings.from_config(app.config)
     store = Store(
-        app.config["REDIS_URL"],
-        pool_size=app.config["PUSH_REDIS_POOL_SIZE"],
-        block_s=app.config["PUSH_BLOCK_S"],
-        cluster=app.config["PUSH_REDIS_CLUSTER"],
+        settings.redis_url,
+        pool_size=settings.redis_pool_size,
+        block_s=settings.block_s,
+        cluster=settings.redis_cluster,
     )
     presence = Presence(
         store.redis,
-        lease_s=app.config["PUSH_PRESENCE_LEASE_S"],
-        limit=app.config["PUSH_MAX_CONNECTIONS_PER_USER"],
-        ttl_s=app.config["PUSH_HISTORY_TTL_S"],
+        lease_s=settings.presence_lease_s,
+        limit=settings.max_connections_per_user,
+        ttl_s=settings.history_ttl_s,
     )
     app.extensions[EXTENSION] = Parts(
-        delivery=settings,
+        settings=settings,
+        delivery=delivery,
         store=store,
         presence=presence,
         tokens=TokenSettings.from_config(app.config),
-        switchboard=Switchboard(store, settings, presence),
+        site_hook=site_hook(settings),
+        switchboard=Switchboard(store, delivery, presence),
         # Started by each serving process (gunicorn.conf.py, app.py), not by the CLI.
-        sweeper=Sweeper(store, settings, app.config["PUSH_MAILBOX_SWEEP_S"]),
+        sweeper=Sweeper(store, delivery, settings.mailbox_sweep_s),
         ready_redis=redis_client(
-            app.config["REDIS_URL"],
+            settings.redis_url,
             max_connections=1,
             socket_timeout=health_view.READY_TIMEOUT_S,
             connect_timeout=health_view.READY_TIMEOUT_S,
             wait_for_connection_s=health_view.READY_TIMEOUT_S,
-            cluster=app.config["PUSH_REDIS_CLUSTER"],
+            cluster=settings.redis_cluster,
         ),
     )
-    proxies = app.config["PUSH_TRUSTED_PROXIES"]
-    if proxies:
+    if settings.trusted_proxies:
         # Only behind that many proxies of ours may X-Forwarded-* be believed.
+        proxies = settings.trusted_proxies
         app.wsgi_app = ProxyFix(
             app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies
         )
@@ -113,9 +124,22 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     ws_view.sock.init_app(app)
     app.register_blueprint(demo_view.bp)
     app.cli.add_command(cli.push)
-    init_logging(app.config["PUSH_LOG_FORMAT"])
-    demo_view.warn_when_on(app.config)
+    init_logging(settings.log_format)
+    demo_view.warn_when_on(settings)
     return app
+
+
+def site_hook(settings: Settings) -> AuthHook | None:
+    """This process's client of the site's hook (PUSH_AUTH_URL); it connects per call, so
+    it is made with the app like the other parts."""
+    if not settings.auth_url:
+        return None
+    return AuthHook(
+        settings.auth_url,
+        timeout_s=settings.auth_timeout_s,
+        cache_s=settings.auth_cache_s,
+        max_age_s=settings.jwt_max_age_s,
+    )
 
 
 class JsonFormatter(logging.Formatter):

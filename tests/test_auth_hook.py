@@ -20,7 +20,7 @@ from servers import Gunicorn, own_redis, service_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from push import disconnect
-from push.identity.identify import auth_hook
+from push.edge.parts import parts
 from push.identity.site_hook import parse_answer
 from push.model.keys import user_keys
 from push.model.settings import ConfigError, load_config
@@ -493,7 +493,7 @@ def test_a_huge_expires_in_is_cut_to_the_longest_session_not_an_overflow():
 
 def test_the_sites_session_is_bounded_by_push_jwt_max_age_s(site):
     app = create_app({"PUSH_AUTH_URL": site.url, "PUSH_JWT_MAX_AGE_S": 600})
-    hook = auth_hook(app)
+    hook = parts(app).site_hook
     assert hook is not None and hook.max_age_s == 600
     session = site.session(200, user_for("year_long", 365 * 86400))
     identity = hook.identify(f"session={session}", "")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 
 from push.edge.origins import cors_post_endpoint
 from push.edge.parts import parts
-from push.identity.identify import identify
+from push.edge.who import identify
 from push.metrics import ACKS_IGNORED
 from push.model.entries import Mark, Receipts
 from push.model.errors import Refusal
@@ -33,8 +33,9 @@ def ack() -> tuple[dict[str, object], int]:
     user_id = identify(request, tickets=False).user_id
     key = ack_key(request.get_data())
     store: Store = parts().store
-    keys = user_keys(user_id, current_app.config["PUSH_MAILBOX_KEY"])
-    moved = store.acknowledge(keys, event_id_text(key), current_app.config["PUSH_HISTORY_TTL_S"])
+    settings = parts().settings
+    keys = user_keys(user_id, settings.mailbox_key)
+    moved = store.acknowledge(keys, event_id_text(key), settings.history_ttl_s)
     if moved == NOT_GIVEN:
         ACKS_IGNORED.labels("not_delivered").inc()
     elif not moved:

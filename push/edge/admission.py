@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from flask import Request, current_app, g
+from flask import Request, g
 
 from push.edge.origins import cross_origin
 from push.edge.parts import parts
-from push.identity.identify import ask_site_again, identify, unauthorized
+from push.edge.who import ask_site_again, identify
+from push.identity.credentials import unauthorized
 from push.metrics import REDIS_ERRORS
 from push.model.errors import HookUnavailable, Refusal
 from push.model.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
@@ -67,28 +68,24 @@ def admit(request: Request) -> Admission:
     """Admit a stream request, or raise Refusal / Unavailable.
 
     Sets `g.cors_origin` (for the response's CORS headers) and `g.admission`."""
-    config = current_app.config
+    settings = parts().settings
     if parts().switchboard.draining:
         raise Unavailable("this worker is shutting down")
-    g.cors_origin = cross_origin(
-        request, config["PUSH_ALLOWED_ORIGINS"], config["PUSH_TOKEN_COOKIE"]
-    )
+    g.cors_origin = cross_origin(request, settings.allowed_origins, settings.token_cookie)
     cursor = requested_cursor(request)
     presence: Presence = parts().presence
     try:
         identity = identify(request)
         user_id = identity.user_id
-        keys = user_keys(user_id, config["PUSH_MAILBOX_KEY"])
+        keys = user_keys(user_id, settings.mailbox_key)
         connection_id = new_connection_id()
         joined = presence.join(keys, connection_id, identity.issued_at)
-        fresh = (
-            None if joined.revoked_at is None else ask_site_again(request, joined.revoked_at / 1000)
-        )
+        fresh = None if joined.revoked_at is None else ask_site_again(joined.revoked_at / 1000)
         if fresh is not None:
             # A cached answer from before a disconnect: the site was asked again.
             identity = fresh
             user_id = identity.user_id
-            keys = user_keys(user_id, config["PUSH_MAILBOX_KEY"])
+            keys = user_keys(user_id, settings.mailbox_key)
             joined = presence.join(keys, connection_id, identity.issued_at)
         if joined.revoked_at is not None:
             raise unauthorized(
@@ -128,7 +125,7 @@ def stream_deadline(admission: Admission) -> float | None:
     clock skew allowed (PUSH_JWT_LEEWAY_S); None: never."""
     if admission.expires_at is None:
         return None
-    return admission.expires_at + current_app.config["PUSH_JWT_LEEWAY_S"]
+    return admission.expires_at + parts().settings.jwt_leeway_s
 
 
 def release(admission: Admission, presence: Presence) -> None:

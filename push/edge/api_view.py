@@ -11,12 +11,12 @@ import hmac
 import logging
 import time
 
-from flask import Blueprint, Response, abort, current_app, g, jsonify, request
+from flask import Blueprint, Response, abort, g, jsonify, request
 
 from push.edge.ack_view import receipts_json
 from push.edge.openapi import MAX_USERS_PER_CALL, openapi_document
 from push.edge.parts import parts
-from push.identity.identify import checked_user_id
+from push.identity.credentials import checked_user_id
 from push.model.errors import Refusal
 from push.model.keys import user_keys
 from push.publishing import PublishError, disconnect, publish_many
@@ -40,7 +40,7 @@ PUBLISH_ERROR_STATUS = {
 
 @bp.before_request
 def authenticate() -> None:
-    keys: tuple[str, ...] = current_app.config["PUSH_API_KEY"]
+    keys = parts().settings.api_key
     if not keys:
         abort(404)
     if request.endpoint == "api.openapi":
@@ -65,7 +65,7 @@ def authenticate() -> None:
 
 def _limit_rate() -> None:
     """At most PUSH_API_RATE calls per second per key (a fixed one-second window)."""
-    rate = current_app.config["PUSH_API_RATE"]
+    rate = parts().settings.api_rate
     if not rate:
         return
     store: Store = parts().store
@@ -124,19 +124,20 @@ def publish() -> tuple[dict[str, object], int]:
     user_ids, data = _publish_request()
     idempotency_key = _idempotency_key()
     store: Store = parts().store
+    settings = parts().settings
     try:
         online = publish_many(
             store.redis,
             user_ids,
             data,
             idempotency_key=idempotency_key,
-            mailbox_key=current_app.config["PUSH_MAILBOX_KEY"],
-            max_bytes=current_app.config["PUSH_MAX_MESSAGE_BYTES"],
-            mailbox_max=current_app.config["PUSH_MAILBOX_MAX"],
-            mailbox_ttl_s=current_app.config["PUSH_MAILBOX_TTL_S"],
+            mailbox_key=settings.mailbox_key,
+            max_bytes=settings.max_message_bytes,
+            mailbox_max=settings.mailbox_max,
+            mailbox_ttl_s=settings.mailbox_ttl_s,
             # Each API key has idempotency keys of its own: named by its hash, never itself.
             idempotency_scope=g.api_key_id,
-            idempotency_max_bytes=current_app.config["PUSH_IDEMPOTENCY_MAX_BYTES"],
+            idempotency_max_bytes=settings.idempotency_max_bytes,
         )
     except PublishError as error:
         headers = {"Retry-After": str(error.retry_after_s)} if error.retry_after_s else None
@@ -147,14 +148,14 @@ def publish() -> tuple[dict[str, object], int]:
 @bp.get("/users/<user_id>/receipts")
 def receipts(user_id: str) -> dict[str, object]:
     """How far the user's messages got: waiting, delivered, acknowledged, unacknowledged."""
-    keys = user_keys(checked_user_id(user_id), current_app.config["PUSH_MAILBOX_KEY"])
+    keys = user_keys(checked_user_id(user_id), parts().settings.mailbox_key)
     store: Store = parts().store
     return receipts_json(store.receipts(keys))
 
 
 @bp.get("/users/<user_id>/presence")
 def presence(user_id: str) -> dict[str, object]:
-    keys = user_keys(checked_user_id(user_id), current_app.config["PUSH_MAILBOX_KEY"])
+    keys = user_keys(checked_user_id(user_id), parts().settings.mailbox_key)
     registry: Presence = parts().presence
     count = registry.count(keys)
     return {
@@ -181,8 +182,8 @@ def disconnect_user(user_id: str) -> tuple[dict[str, object], int]:
             store.redis,
             checked,
             reason,
-            mailbox_key=current_app.config["PUSH_MAILBOX_KEY"],
-            ttl_s=current_app.config["PUSH_REVOCATION_TTL_S"],
+            mailbox_key=parts().settings.mailbox_key,
+            ttl_s=parts().settings.revocation_ttl_s,
         )
     except PublishError as error:
         raise Refusal(PUBLISH_ERROR_STATUS[error.code], error.code, error.detail) from None

@@ -17,10 +17,11 @@ after the answer, instead of gunicorn draining it for the next request.
 from __future__ import annotations
 
 import gevent
-from flask import Flask, Request, current_app, request
+from flask import Flask, Request, request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from push.edge.openapi import MAX_USERS_PER_CALL
+from push.edge.parts import parts
 from push.model.errors import Refusal
 
 #: An ack is `{"id": "<event id>"}`, under 100 bytes, and /ticket takes no body: 4 KiB,
@@ -67,14 +68,14 @@ def close_after_answer(request: Request) -> None:
 
 def read_body() -> None:
     """before_request: read the body within its bounds, or refuse the request."""
-    config = current_app.config
-    limit = body_limit(request.blueprint, config["PUSH_MAX_MESSAGE_BYTES"])
+    settings = parts().settings
+    limit = body_limit(request.blueprint, settings.max_message_bytes)
     # One byte more than allowed: werkzeug's stream stops quietly at its limit (a chunked
     # body would be cut short, not refused), so reading past `limit` is what refuses.
     request.max_content_length = limit + 1
     if not declares_body(request):
         return
-    timeout_s = config["PUSH_BODY_TIMEOUT_S"]
+    timeout_s = settings.body_timeout_s
     too_large = Refusal(413, "body_too_large", f"the body is larger than {limit} bytes")
     try:
         with gevent.Timeout(timeout_s, BodyTimeout):

@@ -9,35 +9,34 @@ JWT secret, unless PUSH_DEMO_FORCE=1.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, render_template, request
 
 from push.edge.parts import parts
-from push.identity.identify import checked_user_id
+from push.identity.credentials import checked_user_id
 from push.model.errors import Refusal
 from push.model.keys import user_keys
+from push.model.settings import Settings
 from push.storage.store import Store
 
 bp = Blueprint("demo", __name__)
 log = logging.getLogger("push.edge.demo_view")
 
 
-def warn_when_on(config: Mapping[str, Any]) -> None:
+def warn_when_on(settings: Settings) -> None:
     """Every app built in demo mode says so, whatever server runs it."""
-    if not config["PUSH_DEMO"]:
+    if not settings.demo:
         return
     log.warning(
         "demo mode is on (PUSH_DEMO=1%s): anyone who can reach this service can read any "
         "user's stream by ?user_id= and send to any user with /demo/send; never in production",
-        ", forced by PUSH_DEMO_FORCE=1" if config["PUSH_DEMO_FORCE"] else "",
+        ", forced by PUSH_DEMO_FORCE=1" if settings.demo_force else "",
     )
 
 
 @bp.before_request
 def demo_only() -> None:
-    if not current_app.config["PUSH_DEMO"]:
+    if not parts().settings.demo:
         abort(404)
 
 
@@ -56,8 +55,9 @@ def send() -> tuple[dict[str, object], int]:
     data = body.get("data")
     if not isinstance(data, str):
         raise Refusal(422, "invalid_data", "data must be a string")
-    if len(data.encode()) > current_app.config["PUSH_MAX_MESSAGE_BYTES"]:
+    settings = parts().settings
+    if len(data.encode()) > settings.max_message_bytes:
         raise Refusal(413, "too_large", "data is larger than PUSH_MAX_MESSAGE_BYTES")
     store: Store = parts().store
-    waiting = store.push(user_keys(user_id, current_app.config["PUSH_MAILBOX_KEY"]), data)
+    waiting = store.push(user_keys(user_id, settings.mailbox_key), data)
     return {"queued": 1, "waiting": waiting}, 202

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 
 import redis
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from push.edge.parts import parts
 from push.metrics import exposition
@@ -20,7 +20,7 @@ READY_TIMEOUT_S = 0.25
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    token = current_app.config["PUSH_METRICS_TOKEN"]
+    token = parts().settings.metrics_token
     if token:
         presented = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if not hmac.compare_digest(presented.encode(), token.encode()):

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Request, Response, current_app, g, request
+from flask import Blueprint, Request, Response, g, request
 
 from push.edge.parts import parts
 from push.model.errors import Refusal
@@ -90,7 +90,7 @@ def foreign_origin(
 def push_checks_bearer(request: Request) -> bool:
     """Whether the request's Authorization is a Bearer token that push checks itself (the
     token settings are configured). Any other Authorization is, with PUSH_AUTH_URL, passed
-    on to the site beside the Cookie (push/identity/identify.py branches the same way)."""
+    on to the site beside the Cookie (push/edge/who.py branches the same way)."""
     header = request.headers.get("Authorization")
     return (
         header is not None
@@ -107,7 +107,7 @@ def cookie_credentialed(request: Request, cookie: str | None) -> bool:
     attaches to another site's <img>)."""
     if cookie is None:
         return False
-    if current_app.config.get("PUSH_AUTH_URL") and request.headers.get("Cookie"):
+    if parts().settings.auth_url and request.headers.get("Cookie"):
         return not push_checks_bearer(request)
     return "Authorization" not in request.headers and bool(request.cookies.get(cookie))
 
@@ -140,10 +140,8 @@ def cors_post_endpoint(bp: Blueprint, path: str) -> None:
 
     @bp.before_request
     def check_origin() -> None:
-        config = current_app.config
-        g.cors_origin = cross_origin(
-            request, config["PUSH_ALLOWED_ORIGINS"], config["PUSH_TOKEN_COOKIE"]
-        )
+        settings = parts().settings
+        g.cors_origin = cross_origin(request, settings.allowed_origins, settings.token_cookie)
 
     @bp.after_request
     def cors(response: Response) -> Response:

@@ -1,7 +1,8 @@
-"""The service's parts, one typed object: `app.extensions["push"]`.
+"""The service's settings and parts, one typed object: `app.extensions["push"]`.
 
 Flask's convention (one `app.extensions` entry per extension) with a type, so a view asks
-`parts().store` and a reader of the view sees what that is. Made once by `create_app`;
+`parts().store` or `parts().settings.mailbox_key` and a reader of the view sees what that
+is. Made once by `create_app`, from `app.config` after it was parsed and checked;
 nothing in it connects until first used (workers fork after the app is made)."""
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from flask import Flask, current_app
 
 from push.delivery.retention import Sweeper
 from push.delivery.switchboard import Switchboard
+from push.identity.site_hook import AuthHook
 from push.identity.tokens import TokenSettings
-from push.model.settings import DeliverySettings
+from push.model.settings import DeliverySettings, Settings
 from push.storage.presence import Presence
 from push.storage.store import Store
 
@@ -24,6 +26,8 @@ EXTENSION = "push"
 
 @dataclass(frozen=True, slots=True)
 class Parts:
+    #: Every setting, typed (PUSH_MAILBOX_KEY is `settings.mailbox_key`).
+    settings: Settings
     #: How delivery behaves (windows, batches, TTLs, the mailbox key template).
     delivery: DeliverySettings
     #: The Redis commands of the delivery path, and the pooled client under them.
@@ -32,6 +36,8 @@ class Parts:
     presence: Presence
     #: The JWT checks' settings, or None when PUSH_JWT_SECRET is not set.
     tokens: TokenSettings | None
+    #: This process's client of the site's hook, or None when PUSH_AUTH_URL is not set.
+    site_hook: AuthHook | None
     #: This worker's local users and their tabs.
     switchboard: Switchboard
     #: The mailbox retention sweep, started by each serving process.

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 from flask_sock import Sock
 from gevent.lock import Semaphore
 from simple_websocket import ConnectionClosed, Server
@@ -406,7 +406,7 @@ def serve(ws: Server) -> None:
         tab,
         parts().tokens,
         lambda: store.revoked_since(admission.keys),
-        current_app.config["PUSH_JWT_LEEWAY_S"],
+        parts().settings.jwt_leeway_s,
     )
     frames = ClientFrames(ws, tab, user.acknowledged, renew)
     ws.event.on_set = frames
@@ -417,7 +417,7 @@ def serve(ws: Server) -> None:
     try:
         if wants_hello(request):
             send_text(ws, ws_hello(admission.user_id))
-        for batch in tab.batches(current_app.config["PUSH_WS_PING_S"], user.written):
+        for batch in tab.batches(parts().settings.ws_ping_s, user.written):
             if batch:
                 frames.handing(batch)
                 send_batch(ws, batch)
