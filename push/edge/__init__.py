@@ -2,5 +2,7 @@
 
 Views: `sse_view.py` (GET /stream), `ws_view.py` (GET /ws), `api_view.py` (/api),
 `ticket_view.py` (POST /ticket), `ack_view.py` (POST /ack), `health_view.py` (/metrics,
-/healthz, /readyz), `demo_view.py` (the demo page). Around them: admission, origins,
-request bodies, errors, SSE framing, the WebSocket reader, the OpenAPI document."""
+/healthz, /readyz), `demo_view.py` (the demo page). Around them: admission, who is asking
+(`who.py`), origins, request bodies, errors (one answer for Redis being away), SSE
+framing, the WebSocket reader, the OpenAPI document, and `parts.py`: the typed settings and
+parts every view reads, made once by `create_app`."""

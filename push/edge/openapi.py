@@ -26,7 +26,7 @@ def _error(description: str) -> dict[str, Any]:
 _COMMON_ERRORS = {
     "401": _error("No API key, or a wrong one"),
     "429": _error("Over PUSH_API_RATE calls a second for this key"),
-    "503": _error("Redis did not answer"),
+    "503": _error("Redis did not answer (unavailable): try again after Retry-After"),
 }
 
 
