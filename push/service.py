@@ -27,7 +27,7 @@ from push.edge import (
     ws_view,
 )
 from push.edge.parts import EXTENSION, Parts
-from push.edge.ws_reader import FrameSignal, ReadWhenReadable
+from push.edge.websocket import server_options
 from push.identity.tokens import TokenSettings
 from push.model.settings import DeliverySettings, check_consistency, parse_environ
 from push.storage.clients import redis_client
@@ -56,14 +56,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if test_config is not None:
         app.config.from_mapping(test_config)
     check_consistency(app.config)
-    app.config["SOCK_SERVER_OPTIONS"] = {
-        # Pings go from the view's loop (push/edge/ws_view.py): no selector per socket.
-        "ping_interval": None,
-        "thread_class": ReadWhenReadable,
-        "event_class": FrameSignal,
-        # Clients send only short acks; simple-websocket closes 1009 past this size.
-        "max_message_size": 64 * 1024,
-    }
+    # Clients send only short acks; simple-websocket closes 1009 past this size.
+    app.config["SOCK_SERVER_OPTIONS"] = server_options(max_message_size=64 * 1024)
 
     settings = DeliverySettings.from_config(app.config)
     store = Store(
@@ -110,7 +104,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(ack_view.bp)
     app.register_blueprint(sse_view.bp)
     app.register_blueprint(ws_view.bp)
-    ws_view.sock.init_app(app)
     app.register_blueprint(demo_view.bp)
     app.cli.add_command(cli.push)
     init_logging(app.config["PUSH_LOG_FORMAT"])
