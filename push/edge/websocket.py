@@ -1,17 +1,14 @@
 """simple-websocket and flask-sock behind the few calls the WebSocket view makes.
 
-The view needs more than those libraries' public API: frames written whole and
-one at a time with its own pings, one frame's bytes shared by every socket, client
-frames handled as they arrive without a greenlet parked on each socket, and nothing
-of a closed socket kept until the next full garbage collection. Every use of their
-internals (and of wsproto's under them) is in this module, and
-tests/test_websocket_adapter.py checks the installed versions against
-requirements.txt and each internal relied on: an upgrade fails that test first.
+The view needs more than their public API: frames written whole with its own pings,
+one frame's bytes shared by every socket, client frames handled as they arrive with
+no greenlet parked on each socket, nothing of a closed socket left to the garbage
+collector. Every use of their internals (and wsproto's) is here, and
+tests/test_websocket_adapter.py pins their versions to requirements.txt and tries
+each internal relied on: an upgrade fails that test first.
 
-The view sees `websocket_route` (the route, and the state dropped after it), a
-`ClientSocket` per connection, `text_frame`, `refuse_extensions` and
-`WebSocketClosed`; push/service.py sees `server_options`.
-"""
+The view sees `websocket_route`, a `ClientSocket` per connection, `text_frame`,
+`refuse_extensions` and `WebSocketClosed`; push/service.py sees `server_options`."""
 
 from __future__ import annotations
 
@@ -31,15 +28,6 @@ from wsproto.frame_protocol import FrameProtocol
 from wsproto.utilities import LocalProtocolError
 
 from push.edge.hangup import READ, cut
-
-__all__ = [
-    "ClientSocket",
-    "WebSocketClosed",
-    "refuse_extensions",
-    "server_options",
-    "text_frame",
-    "websocket_route",
-]
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +107,8 @@ class ReadWhenReadable:
     client sends almost nothing (a short ack now and then). Given the Server's read loop
     as `target`, this reads the Server's socket from a read watcher instead: a greenlet
     is spawned only when the client has sent something, runs one step of that loop, and
-    `FrameSignal` hands complete frames straight to a callback. The Server is configured
-    without pings (`server_options`): the view sends them. The owner calls `stop()`
-    before the socket is closed or reused."""
+    `FrameSignal` hands complete frames to a callback. The Server has no pings of its
+    own (`server_options`). The owner calls `stop()` before the socket is closed."""
 
     __slots__ = ("_io", "_reading", "_stopped", "_ws", "name")
 
