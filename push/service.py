@@ -27,7 +27,7 @@ from push.edge import (
     ws_view,
 )
 from push.edge.parts import EXTENSION, Parts
-from push.edge.ws_reader import FrameSignal, ReadWhenReadable
+from push.edge.websocket import server_options
 from push.identity.site_hook import AuthHook
 from push.identity.tokens import TokenSettings
 from push.model.settings import (
@@ -62,14 +62,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if test_config is not None:
         app.config.from_mapping(test_config)
     check_consistency(app.config)
-    app.config["SOCK_SERVER_OPTIONS"] = {
-        # Pings go from the view's loop (push/edge/ws_view.py): no selector per socket.
-        "ping_interval": None,
-        "thread_class": ReadWhenReadable,
-        "event_class": FrameSignal,
-        # Clients send only short acks; simple-websocket closes 1009 past this size.
-        "max_message_size": 64 * 1024,
-    }
+    # Clients send only short acks; simple-websocket closes 1009 past this size.
+    app.config["SOCK_SERVER_OPTIONS"] = server_options(max_message_size=64 * 1024)
 
     # Configuration flows one way: the environment, the test mapping, app.config (checked
     # above), then the typed settings every view and command reads.
@@ -121,7 +115,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(ack_view.bp)
     app.register_blueprint(sse_view.bp)
     app.register_blueprint(ws_view.bp)
-    ws_view.sock.init_app(app)
     app.register_blueprint(demo_view.bp)
     app.cli.add_command(cli.push)
     init_logging(settings.log_format)

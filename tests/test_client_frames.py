@@ -1,4 +1,4 @@
-"""What a WebSocket client sends, handled in the reader (push/edge/ws_view.py ClientFrames)."""
+"""What a WebSocket client sends, handled in the reader (push/edge/ws_client_frames.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import json
 from types import SimpleNamespace
 
 from push.delivery.tab import Tab
-from push.edge.ws_view import CLOSE_BAD_FRAME, CLOSE_INTERNAL_ERROR, ClientFrames
+from push.edge.ws_client_frames import ClientFrames
+from push.edge.ws_close import CLOSE_BAD_FRAME, CLOSE_INTERNAL_ERROR
 from push.model.entries import history_entry
 
 
@@ -15,7 +16,7 @@ def entry(n: int):
 
 
 def frames_of(*texts: str, on_ack=None, on_renewal=None):
-    ws = SimpleNamespace(input_buffer=list(texts), connected=True)
+    ws = SimpleNamespace(received=list(texts), connected=True)
     tab = Tab("c", "u", "ws", "0-0", 10)
     acked: list[tuple[int, int]] = []
     frames = ClientFrames(ws, tab, on_ack or acked.append, on_renewal or (lambda token: None))
@@ -31,7 +32,7 @@ def test_only_acks_of_entries_handed_to_the_connection_and_newer_than_its_last_g
     frames()  # nothing handed yet
     assert acked == []
     frames.handing([entry(1), entry(2), entry(3)])
-    ws.input_buffer.extend([ack(2), ack(1), ack(2), ack(4), ack(3)])
+    ws.received.extend([ack(2), ack(1), ack(2), ack(4), ack(3)])
     frames()
     assert acked == [entry(2).key, entry(3).key]
     assert frames.refusal is None and not tab.closed

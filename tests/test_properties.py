@@ -14,7 +14,7 @@ from push.edge.ack_view import ack_key
 from push.edge.bodies import message_body_limit
 from push.edge.origins import DEFAULT_PORTS, foreign_origin, same_origin
 from push.edge.sse import encode_event
-from push.edge.ws_view import Ack, Renewal, check_client_frame
+from push.edge.ws_client_frames import Ack, Renewal, check_client_frame
 from push.model.errors import Refusal
 from push.model.keys import (
     MAX_EVENT_ID_PART,

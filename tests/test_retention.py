@@ -15,9 +15,10 @@ from clients import open_sse, wait_until
 from conftest import API_KEYS, _start_service
 from prometheus_client import REGISTRY
 
-from push import publish, publish_many, publishing
+from push import idempotency, publish, publish_many
 from push.delivery.mover import drain
 from push.delivery.retention import Sweeper, scan_pattern, user_id_of
+from push.idempotency import IdempotencyClaim
 from push.model.keys import user_keys
 from push.model.settings import (
     DEAD_LETTER_MAX_BYTES,
@@ -28,7 +29,6 @@ from push.model.settings import (
     load_config,
     mailbox_expiry_ms,
 )
-from push.publishing import IdempotencyClaim
 from push.storage import drops
 from push.storage.drops import MAILBOX_FULL, Throttle
 from push.storage.scripts import script
@@ -54,7 +54,7 @@ def evicted() -> float:
 def fresh_log_throttle(monkeypatch):
     """Each test sees its first log lines (the throttles are per process)."""
     monkeypatch.setattr(drops, "_logged", Throttle())
-    monkeypatch.setattr(publishing, "_evictions_logged", Throttle())
+    monkeypatch.setattr(idempotency, "_evictions_logged", Throttle())
 
 
 def age(r, mailbox: str, seconds: float) -> None:

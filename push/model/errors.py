@@ -1,6 +1,7 @@
 """Refusals: every bad request gets an HTTP status and a JSON body naming the problem.
 
-The exceptions only: any layer may raise them; push/edge/errors.py turns them into answers."""
+The exceptions only: any layer may raise them; push/edge/errors.py turns them into answers
+(a PublishError by its `code`: push/edge/api_view.py)."""
 
 from __future__ import annotations
 
@@ -21,3 +22,14 @@ class Refusal(Exception):
 class HookUnavailable(Exception):
     """The site's auth hook (push/identity/site_hook.py) gave no usable answer: the client should
     come back shortly."""
+
+
+class PublishError(ValueError):
+    """A message the service would refuse; `code` is stable (the API's `error`)."""
+
+    def __init__(self, code: str, detail: str, retry_after_s: int | None = None) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        #: When a retry may succeed (for codes that say to retry later).
+        self.retry_after_s = retry_after_s

@@ -10,7 +10,7 @@ What differs from a single Redis is held here:
   at about online users + a small constant per worker.
 - A mover's BLMOVE holds a connection for seconds. Through the cluster client it
   would hold one of the node's pooled connections; instead it gets a connection of
-  its own to the node that owns the mailbox's slot (`Store.mover_connection`, with
+  its own to the node that owns the mailbox's slot (`RedisConnections.mover_connection`, with
   `dedicated_connection_kwargs`, which a single Redis's movers use too).
 - Sharded pub/sub (SSUBSCRIBE) is per node: the subscriber in wakes.py opens one
   connection to each primary through `node_client` too.

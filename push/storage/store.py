@@ -1,25 +1,17 @@
-"""Redis connections, and the commands of the delivery path.
+"""The commands of the delivery path: drains, mover leases, marks, acks, receipts, reads.
 
-Two kinds of connection: a bounded pool for short commands (scripts, reads,
-marks), and one dedicated connection per mover for the blocking BLMOVE. The
-dedicated ones have a socket timeout longer than the block, so redis-py never
-mistakes a quiet mailbox for a dead server, and they are closed when the mover
-stops, so Redis holds about one connection per active user.
-
-On a cluster (`cluster=True`) the same holds per node: the blocking connection
-goes to the primary that owns the mailbox's slot, wakes are sharded (SPUBLISH),
-and every script touches keys of one slot only (they share the mailbox's tag).
+`Store` is the service's view of Redis: the connections it is built on (the pool, and
+the connections held apart for movers, the watcher and wakes) are in connections.py;
+the marks' one-round-trip flush in mark_batches.py. On a cluster every script touches
+keys of one slot only (they share the mailbox's tag), so each runs on the user's node.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Sequence
 
-import redis
 from redis.connection import AbstractConnection
-from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
+from redis.exceptions import NoScriptError
 
 from push.model.entries import (
     DrainLimits,
@@ -32,139 +24,28 @@ from push.model.entries import (
     history_entry,
 )
 from push.model.keys import UserKeys, worker_alive_key
-from push.storage.clients import queue_script, redis_client
-from push.storage.cluster import dedicated_connection_kwargs, node_client, primary_for
+from push.storage.connections import RedisConnections
+from push.storage.mark_batches import send_marks
 from push.storage.scripts import script
-from push.storage.tracking import TrackedConnection, pack
-from push.storage.wakes import ChannelWakes, ShardedWakes, WakeSubscriber
 
-log = logging.getLogger(__name__)
-
-#: Seconds a short command may take before the connection counts as broken.
-COMMAND_TIMEOUT_S = 5.0
-#: Seconds to open a TCP connection to Redis.
-CONNECT_TIMEOUT_S = 2.0
-#: Extra seconds a blocked connection waits for the reply past the block itself.
-BLOCK_MARGIN_S = 10.0
-#: Bytes a mover's connection reads at a time. redis-py keeps a read buffer of this size
-#: per connection for its life (32 KB by default), one per online user; what comes on it
-#: is a BLMOVE's reply and, when mail is sparse, one small drain's: a longer reply is
-#: read in several goes.
-MOVER_READ_SIZE = 512
 #: Payload bytes a drain's wake may carry to the other workers' connections; a bigger
 #: batch's wake carries its newest id only, and they read the history.
 WAKE_CARRY_BYTES = 16_384
 #: A mover lease outlives its worker by at most this long even if nobody checks the
-#: worker's liveness (the lease is taken over much sooner: see mailbox.py).
+#: worker's liveness (the lease is taken over much sooner: see push/rules/lease.py).
 MOVER_LEASE_SAFETY_MS = 3_600_000
 
 
-def _raise_for_marks(failures: Sequence[tuple[int, Exception]], mark_count: int) -> None:
-    """A batch's error answers: a mark's is raised (its flush is retried); an ack's is
-    logged and dropped, so one bad ack can hold back neither the marks nor flow control."""
-    for index, error in failures:
-        if index < mark_count:
-            raise error
-    for _, error in failures:
-        log.warning("ack not recorded error=%s", error)
-
-
-class Store:
-    """The service's view of Redis: scripts, history reads, marks, blocking clients."""
+class Store(RedisConnections):
+    """The service's view of Redis: scripts, history reads, marks, and (from
+    RedisConnections) the pooled client and the connections held apart."""
 
     def __init__(self, url: str, *, pool_size: int, block_s: float, cluster: bool = False) -> None:
-        self.url = url
-        self.block_s = block_s
-        self.cluster = cluster
-        self.redis = redis_client(
-            url,
-            max_connections=pool_size,
-            socket_timeout=COMMAND_TIMEOUT_S,
-            connect_timeout=CONNECT_TIMEOUT_S,
-            wait_for_connection_s=COMMAND_TIMEOUT_S,
-            cluster=cluster,
-        )
-        #: How wakes are published: sharded on a cluster, so only the owner's shard hears.
-        self.publish_command = "SPUBLISH" if cluster else "PUBLISH"
+        super().__init__(url, pool_size=pool_size, block_s=block_s, cluster=cluster)
         self._drain = script(self.redis, "drain.lua")
         self._mark = script(self.redis, "mark_delivered.lua")
         self._acknowledge = script(self.redis, "acknowledge.lua")
         self._lease = script(self.redis, "mover_lease.lua")
-
-    def mover_connection(self, name: str) -> AbstractConnection:
-        """A connection of its own for one mover's BLMOVE, to the primary that owns `name`.
-
-        A bare connection rather than a client: a redis.Redis carries its own table of
-        reply callbacks (about 13 KB), and every online user has a mover. It opens on its
-        first command without CLIENT SETINFO (two round trips per user saved), reads
-        MOVER_READ_SIZE bytes at a time, and is closed with `disconnect()`."""
-        if self.cluster:
-            node = primary_for(self.redis, name)
-            pool = self.redis.get_redis_connection(node).connection_pool
-        else:
-            pool = self.redis.connection_pool
-        kwargs = dedicated_connection_kwargs(
-            pool,
-            socket_timeout=self.block_s + BLOCK_MARGIN_S,
-            client_name=f"push:mover:{os.getpid()}:{name}",
-            socket_read_size=MOVER_READ_SIZE,
-            driver_info=None,
-        )
-        return pool.connection_class(**kwargs)
-
-    def tracked_connection(self, node_name: str | None = None) -> TrackedConnection:
-        """A connection of its own for the mailbox watcher (push/delivery/watcher.py), to the one
-        Redis, or on a cluster to the primary named `node_name` (`host:port`): RESP3, with
-        tracking turned on when it is opened."""
-        return TrackedConnection(self._resp3_connection(f"push:watch:{os.getpid()}", node_name))
-
-    def _resp3_connection(
-        self, client_name: str, node_name: str | None = None
-    ) -> AbstractConnection:
-        """A connection held apart from the pool (its address, credentials and TLS), to
-        the one Redis or to the cluster primary `node_name`, speaking RESP3."""
-        if self.cluster:
-            node = self.redis.get_node(node_name=node_name)
-            if node is None:
-                raise redis.ConnectionError(f"the cluster has no node {node_name}")
-            pool = self.redis.get_redis_connection(node).connection_pool
-        else:
-            pool = self.redis.connection_pool
-        kwargs = dedicated_connection_kwargs(
-            pool, socket_timeout=COMMAND_TIMEOUT_S, client_name=client_name, protocol=3
-        )
-        return pool.connection_class(**kwargs)
-
-    def node_of(self, key: str) -> str | None:
-        """The name of the cluster primary that owns `key` (None on a single Redis)."""
-        return primary_for(self.redis, key).name if self.cluster else None
-
-    def refresh_slot_map(self) -> None:
-        """Ask the cluster for its slot map afresh (a node failed, or a slot moved)."""
-        if self.cluster:
-            try:
-                self.redis.nodes_manager.initialize()
-            except RedisClusterException as error:
-                raise redis.ConnectionError(f"the cluster's slot map: {error}") from error
-
-    def wake_subscriber(self) -> WakeSubscriber:
-        if self.cluster:
-            return ShardedWakes(self.redis, socket_timeout=COMMAND_TIMEOUT_S)
-        return ChannelWakes(lambda: self._resp3_connection(f"push:wakes:{os.getpid()}"))
-
-    def user_wakes(self, keys: UserKeys) -> redis.client.PubSub:
-        """A subscription to one user's wakes, read with get_message (no greenlets: the
-        CLI runs without gevent)."""
-        if self.cluster:
-            client = node_client(
-                self.redis, primary_for(self.redis, keys.wake), socket_timeout=COMMAND_TIMEOUT_S
-            )
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
-            pubsub.ssubscribe(keys.wake)
-        else:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            pubsub.subscribe(keys.wake)
-        return pubsub
 
     def drain(
         self,
@@ -283,69 +164,8 @@ class Store:
         acks: Sequence[tuple[UserKeys, str]] = (),
     ) -> None:
         """Several users' delivered marks, then their acks, in one round trip (see
-        mark_delivered, acknowledge): an ack goes after its user's mark, so an entry
-        written and acknowledged before the same flush is within the mark.
-
-        On one Redis the commands are packed here and sent on a pooled connection as they
-        are: a redis-py pipeline of scripts asks SCRIPT EXISTS first (a round trip more)
-        and packs each command in Python. A mark and an ack are idempotent (they only move
-        forward), so after a NOSCRIPT (Redis restarted) the whole batch goes again once
-        both scripts are loaded."""
-        if self.cluster:
-            with self.redis.pipeline(transaction=False) as pipe:
-                for keys, entry in marks:
-                    queue_script(pipe, self._mark, [keys.state], [entry.id, entry.n, ttl_s])
-                for keys, event_id in acks:
-                    queue_script(
-                        pipe, self._acknowledge, [keys.state, keys.history], [event_id, ttl_s]
-                    )
-                answers = pipe.execute(raise_on_error=False)
-            _raise_for_marks(
-                [(i, a) for i, a in enumerate(answers) if isinstance(a, Exception)], len(marks)
-            )
-            return
-        mark, acknowledge = self._mark.sha, self._acknowledge.sha
-        data = b"".join(
-            [
-                *(
-                    pack(("EVALSHA", mark, 1, keys.state, entry.id, entry.n, ttl_s))
-                    for keys, entry in marks
-                ),
-                *(
-                    pack(("EVALSHA", acknowledge, 2, keys.state, keys.history, event_id, ttl_s))
-                    for keys, event_id in acks
-                ),
-            ]
-        )
-        count = len(marks) + len(acks)
-        missing, failures = self._send_packed(data, count)
-        if missing:
-            self.redis.script_load(self._mark.script)
-            self.redis.script_load(self._acknowledge.script)
-            missing, failures = self._send_packed(data, count)
-        _raise_for_marks(failures, len(marks))
-
-    def _send_packed(self, data: bytes, count: int) -> tuple[bool, list[tuple[int, ResponseError]]]:
-        """Send `count` packed commands on a pooled connection and read their answers:
-        (a script was missing, the other error answers with their command's index)."""
-        pool = self.redis.connection_pool
-        connection = pool.get_connection()
-        missing, failures = False, []
-        try:
-            connection.send_packed_command([data])
-            for index in range(count):
-                try:
-                    connection.read_response()
-                except NoScriptError:
-                    missing = True
-                except ResponseError as error:
-                    failures.append((index, error))
-        except BaseException:
-            connection.disconnect()
-            raise
-        finally:
-            pool.release(connection)
-        return missing, failures
+        mark_delivered, acknowledge, and push/storage/mark_batches.py)."""
+        send_marks(self.redis, self.cluster, self._mark, self._acknowledge, marks, ttl_s, acks)
 
     def mover_lease(
         self, keys: UserKeys, mover_id: str, op: str, dead_holder: str = ""
@@ -425,9 +245,3 @@ class Store:
     def push(self, keys: UserKeys, payload: str | bytes) -> int:
         """The producers' contract: LPUSH to the mailbox. Returns the mailbox length."""
         return self.redis.lpush(keys.mailbox, payload)
-
-    def close(self) -> None:
-        if self.cluster:
-            self.redis.close()
-        else:
-            self.redis.connection_pool.disconnect()
