@@ -6,6 +6,7 @@
     processes.py      free ports, a process's children from /proc, stopping a process
     redis_servers.py  a private redis-server on a free port (the one import from push/)
     gunicorn.py       the app (or any WSGI app) under gunicorn on a free port
+    chromium.py       where Debian's Chromium is, and the flags it runs headless with
 
 Import it as `tests.harness` with the checkout on `sys.path`: pytest has it there
 (pyproject's `pythonpath`), bench/run.py and chaos/run.py put it there. Nothing here
