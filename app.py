@@ -17,10 +17,10 @@ from pathlib import Path  # noqa: E402
 
 from gevent.pywsgi import WSGIServer  # noqa: E402
 
-from push.config import ConfigError  # noqa: E402
-from push.redis_server import RedisServer, RedisServerError  # noqa: E402
+from push.model.settings import ConfigError  # noqa: E402
 from push.runtime import tune_for_many_connections  # noqa: E402
 from push.service import create_app  # noqa: E402
+from push.storage.server import RedisServer, RedisServerError  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 #: The private Redis's fixed port, so a second terminal can reach it; 0 picks a free one.
@@ -71,7 +71,7 @@ def main() -> int:
         print(f"push: {error}", file=sys.stderr)
         return 1
     tune_for_many_connections()
-    app.extensions["push.sweeper"].start()
+    app.extensions["push"].sweeper.start()
     print(how_to_send(os.environ["REDIS_URL"], port), flush=True)
     if not app.config["PUSH_API_KEY"]:
         print("push: the publish API is off: set PUSH_API_KEY to turn it on", flush=True)

@@ -81,7 +81,7 @@ def when_ready(server):
 
 
 def _flag_from_env(name: str) -> bool:
-    """The same words push/config.py accepts as on; anything else is off here (a wrong
+    """The same words push/model/settings.py accepts as on; anything else is off here (a wrong
     value is refused, with its name, when the app loads)."""
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -136,15 +136,15 @@ def post_worker_init(worker):
     worker until the graceful timeout and then be cut without a word."""
     import gevent
 
-    hub = worker.wsgi.extensions["push.hub"]
+    switchboard = worker.wsgi.extensions["push"].switchboard
     stop_accepting = worker.handle_exit
 
     def handle_exit(signum, frame):
         stop_accepting(signum, frame)
-        gevent.spawn(hub.shut_down)
+        gevent.spawn(switchboard.shut_down)
 
     signal.signal(signal.SIGTERM, handle_exit)
-    worker.wsgi.extensions["push.sweeper"].start()
+    worker.wsgi.extensions["push"].sweeper.start()
     from push.runtime import tune_for_many_connections
 
     tune_for_many_connections()

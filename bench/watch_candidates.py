@@ -36,10 +36,10 @@ from redis.connection import Connection
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from push.config import DeliverySettings, load_config  # noqa: E402
-from push.keys import user_keys  # noqa: E402
-from push.mailbox import drain_limits  # noqa: E402
-from push.store import Store  # noqa: E402
+from push.delivery.mover import drain_limits  # noqa: E402
+from push.model.keys import user_keys  # noqa: E402
+from push.model.settings import DeliverySettings, load_config  # noqa: E402
+from push.storage.store import Store  # noqa: E402
 from tests.harness.redis_servers import RedisServer  # noqa: E402
 
 TEMPLATE = "user_{user_id}_messages"

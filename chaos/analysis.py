@@ -9,8 +9,8 @@ import statistics
 from chaos.config import MAILBOX_TEMPLATE
 from chaos.producer import ProducerResult
 from chaos.result import ChaosResult
-from push.keys import user_keys
-from push.store import Store
+from push.model.keys import user_keys
+from push.storage.store import Store
 from tests.harness.stats import at_rank
 
 

@@ -1,7 +1,7 @@
 """gunicorn settings for the chaos runs: the project's own, plus a stats greenlet per worker.
 
 The service is run exactly as `gunicorn -c gunicorn.conf.py wsgi:app` runs it; on top,
-each worker writes what only it can see (live greenlets, its hub's users and
+each worker writes what only it can see (live greenlets, its switchboard's users and
 connections, its own /healthz answered in process, the connections of the users named
 in `$CHAOS_WATCH_USERS`) to `$CHAOS_STATS_DIR/<pid>.json`
 every `$CHAOS_STATS_INTERVAL_S` seconds. A file that stops being refreshed is a wedged
@@ -40,7 +40,7 @@ def _write_stats(worker, directory: Path, interval_s: float) -> None:
     import gevent
 
     app = worker.wsgi
-    hub = app.extensions["push.hub"]
+    switchboard = app.extensions["push"].switchboard
     client = app.test_client()
     path = directory / f"{os.getpid()}.json"
     watched = [u for u in os.environ.get("CHAOS_WATCH_USERS", "").split(",") if u]
@@ -57,12 +57,14 @@ def _write_stats(worker, directory: Path, interval_s: float) -> None:
             "greenlets": sum(kinds.values()) - pool,
             "threadpool_greenlets": pool,
             "greenlet_kinds": kinds,
-            "hub_started": hub._pid == os.getpid(),
-            "users": len(hub.users),
-            "connections": sum(len(c.connections) for c in list(hub.users.values())),
+            "hub_started": switchboard._pid == os.getpid(),
+            "users": len(switchboard.users),
+            "connections": sum(len(c.tabs) for c in list(switchboard.users.values())),
             "healthz": healthz,
             # Connections a watched user holds here, closed-but-not-released ones included.
-            "watched": {u: len(hub.users[u].connections) if u in hub.users else 0 for u in watched},
+            "watched": {
+                u: len(switchboard.users[u].tabs) if u in switchboard.users else 0 for u in watched
+            },
             "cost_s": round(time.monotonic() - started, 4),
         }
         temporary = path.with_suffix(".tmp")

@@ -20,7 +20,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from push.keys import user_keys
+from push.model.keys import user_keys
 
 #: Seconds one message may keep failing before the producer gives up on it.
 PUSH_DEADLINE_S = 60.0

@@ -19,13 +19,13 @@ FAULTS = [
         "a live connection can be moved past its gap: if the user's pump is between "
         "computing `min(cursor)` and offering (it waits on Redis in `read_after`), the "
         "entries it offers start after the *other* connections' cursor, and "
-        "`Connection.offer` takes them and advances its cursor. The skipped messages never "
+        "`Tab.offer` takes them and advances its cursor. The skipped messages never "
         "reach that connection. This is every loss counted as *skipped on resume* below.",
     ),
     (
         "test_a_reader_that_stops_reading_starves_the_other_tabs_of_its_user",
         "A connection cut for a full outbox while its writer is blocked in `sendall` stays "
-        "in `channel.connections` with a frozen cursor; `UserChannel._dispatch` reads the "
+        "in `user.tabs` with a frozen cursor; `LocalUser._dispatch` reads the "
         "same `PUSH_DRAIN_BATCH` entries after it again and again (a hot loop on Redis) and "
         "the user's other connections on that worker get nothing until the slow reader has "
         "read what was already written, or hangs up.",
@@ -33,7 +33,7 @@ FAULTS = [
     (
         "test_a_reader_that_stops_reading_is_disconnected_once_its_outbox_overflows",
         "The outbox limit never disconnects a reader that stopped reading: "
-        "`Connection.close(OUTBOX_FULL)` only flags it, the writer stays blocked in "
+        "`Tab.close(OUTBOX_FULL)` only flags it, the writer stays blocked in "
         "`sendall` (gunicorn's client sockets have no timeout) and the socket, greenlet and "
         "presence lease are held as long as the peer keeps its window closed; a SIGTERM "
         "then waits for gunicorn's graceful timeout.",

@@ -7,12 +7,13 @@ import json
 import click
 from flask import current_app
 
-from push.config import DeliverySettings
-from push.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
-from push.mailbox import drain
-from push.presence import Presence
+from push.delivery.mover import drain
+from push.edge.parts import parts
+from push.model.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
+from push.model.settings import DeliverySettings
 from push.publishing import PublishError, disconnect, publish
-from push.store import Store
+from push.storage.presence import Presence
+from push.storage.store import Store
 
 #: Seconds `tail` waits for a wake before it looks at the mailbox again.
 TAIL_POLL_S = 1.0
@@ -21,7 +22,7 @@ STATS_SCAN_LIMIT = 100_000
 
 
 def _store() -> Store:
-    return current_app.extensions["push.store"]
+    return parts().store
 
 
 def _keys(user_id: str) -> UserKeys:
@@ -77,7 +78,7 @@ def tail(user_id: str, cursor: str | None, count: int | None) -> None:
     moves mail into the history and advances the mark."""
     store = _store()
     keys = _keys(user_id)
-    settings: DeliverySettings = current_app.extensions["push.settings"]
+    settings: DeliverySettings = parts().delivery
     if cursor is not None:
         try:
             parse_event_id(cursor)
@@ -125,7 +126,7 @@ def disconnect_command(user_id: str, reason: str) -> None:
 def stats(user_id: str | None, top: int) -> None:
     """Mailbox, history, dead letters and connections of USER_ID, or the busiest users."""
     store = _store()
-    presence: Presence = current_app.extensions["push.presence"]
+    presence: Presence = parts().presence
     if user_id is not None:
         keys = _keys(user_id)
         with store.redis.pipeline(transaction=False) as pipe:

@@ -21,8 +21,8 @@ from prometheus_client import (
     multiprocess,
 )
 
-from push.drops import IDEMPOTENCY_EVICTED as RECORDS_EVICTED
-from push.drops import count_with
+from push.storage.drops import IDEMPOTENCY_EVICTED as RECORDS_EVICTED
+from push.storage.drops import count_with
 
 OPEN_CONNECTIONS = Gauge(
     "push_open_connections",
@@ -104,7 +104,7 @@ def closed_label(reason: str | None) -> str:
 
 
 def _count_drops(what: str, count: int) -> None:
-    """The service counts what push.drops reports (a producer process only logs it)."""
+    """The service counts what push.storage.drops reports (a producer process only logs it)."""
     if what == RECORDS_EVICTED:
         IDEMPOTENCY_EVICTED.inc(count)
     else:

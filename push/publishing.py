@@ -27,7 +27,8 @@ from typing import Any
 
 import redis
 
-from push.config import (
+from push.model.keys import InvalidUserId, user_keys, validate_user_id
+from push.model.settings import (
     DEFAULT_IDEMPOTENCY_MAX_BYTES,
     DEFAULT_MAILBOX_KEY,
     DEFAULT_MAILBOX_MAX,
@@ -36,11 +37,16 @@ from push.config import (
     DEFAULT_REVOCATION_TTL_S,
     mailbox_expiry_ms,
 )
-from push.drops import IDEMPOTENCY_EVICTED, MAILBOX_FULL, Throttle, counted, messages_expired
-from push.keys import InvalidUserId, user_keys, validate_user_id
-from push.lua import script
-from push.redis_clients import queue_script
-from push.redis_cluster import ClusterOnFirstUse
+from push.storage.clients import queue_script
+from push.storage.cluster import ClusterOnFirstUse
+from push.storage.drops import (
+    IDEMPOTENCY_EVICTED,
+    MAILBOX_FULL,
+    Throttle,
+    counted,
+    messages_expired,
+)
+from push.storage.scripts import script
 
 log = logging.getLogger(__name__)
 

@@ -12,15 +12,27 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from push import api, auth, bodies, cli, demo, errors, health, receipts, stream, ws
-from push.config import DeliverySettings, check_consistency, parse_environ
-from push.hub import Hub
-from push.presence import Presence
-from push.redis_clients import redis_client
-from push.retention import Sweeper
-from push.store import Store
-from push.tokens import TokenSettings
-from push.ws_reader import FrameSignal, ReadWhenReadable
+from push import cli
+from push.delivery.retention import Sweeper
+from push.delivery.switchboard import Switchboard
+from push.edge import (
+    ack_view,
+    api_view,
+    bodies,
+    demo_view,
+    errors,
+    health_view,
+    sse_view,
+    ticket_view,
+    ws_view,
+)
+from push.edge.parts import EXTENSION, Parts
+from push.edge.ws_reader import FrameSignal, ReadWhenReadable
+from push.identity.tokens import TokenSettings
+from push.model.settings import DeliverySettings, check_consistency, parse_environ
+from push.storage.clients import redis_client
+from push.storage.presence import Presence
+from push.storage.store import Store
 
 __all__ = ["PACKAGE", "JsonFormatter", "create_app", "init_logging"]
 
@@ -34,7 +46,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     Nothing connects or starts here: `gunicorn --check-config` imports the app
     without gevent's patching, and workers fork after loading it. Redis is first
-    reached, and the hub first started, by the first stream request."""
+    reached, and the switchboard first started, by the first stream request."""
     app = Flask(
         __name__,
         template_folder=str(PACKAGE / "templates"),
@@ -45,7 +57,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     check_consistency(app.config)
     app.config["SOCK_SERVER_OPTIONS"] = {
-        # Pings go from the view's loop (push/ws.py): no selector per socket.
+        # Pings go from the view's loop (push/edge/ws_view.py): no selector per socket.
         "ping_interval": None,
         "thread_class": ReadWhenReadable,
         "event_class": FrameSignal,
@@ -60,26 +72,28 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         block_s=app.config["PUSH_BLOCK_S"],
         cluster=app.config["PUSH_REDIS_CLUSTER"],
     )
-    app.extensions["push.settings"] = settings
-    app.extensions["push.store"] = store
     presence = Presence(
         store.redis,
         lease_s=app.config["PUSH_PRESENCE_LEASE_S"],
         limit=app.config["PUSH_MAX_CONNECTIONS_PER_USER"],
         ttl_s=app.config["PUSH_HISTORY_TTL_S"],
     )
-    app.extensions["push.presence"] = presence
-    app.extensions["push.tokens"] = TokenSettings.from_config(app.config)
-    app.extensions["push.hub"] = Hub(store, settings, presence)
-    # Started by each serving process (gunicorn.conf.py, app.py), not by the CLI.
-    app.extensions["push.sweeper"] = Sweeper(store, settings, app.config["PUSH_MAILBOX_SWEEP_S"])
-    app.extensions["push.ready_redis"] = redis_client(
-        app.config["REDIS_URL"],
-        max_connections=1,
-        socket_timeout=health.READY_TIMEOUT_S,
-        connect_timeout=health.READY_TIMEOUT_S,
-        wait_for_connection_s=health.READY_TIMEOUT_S,
-        cluster=app.config["PUSH_REDIS_CLUSTER"],
+    app.extensions[EXTENSION] = Parts(
+        delivery=settings,
+        store=store,
+        presence=presence,
+        tokens=TokenSettings.from_config(app.config),
+        switchboard=Switchboard(store, settings, presence),
+        # Started by each serving process (gunicorn.conf.py, app.py), not by the CLI.
+        sweeper=Sweeper(store, settings, app.config["PUSH_MAILBOX_SWEEP_S"]),
+        ready_redis=redis_client(
+            app.config["REDIS_URL"],
+            max_connections=1,
+            socket_timeout=health_view.READY_TIMEOUT_S,
+            connect_timeout=health_view.READY_TIMEOUT_S,
+            wait_for_connection_s=health_view.READY_TIMEOUT_S,
+            cluster=app.config["PUSH_REDIS_CLUSTER"],
+        ),
     )
     proxies = app.config["PUSH_TRUSTED_PROXIES"]
     if proxies:
@@ -90,17 +104,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     errors.init_app(app)
     bodies.init_app(app)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(receipts.bp)
-    app.register_blueprint(stream.bp)
-    app.register_blueprint(ws.bp)
-    ws.sock.init_app(app)
-    app.register_blueprint(demo.bp)
+    app.register_blueprint(health_view.bp)
+    app.register_blueprint(api_view.bp)
+    app.register_blueprint(ticket_view.bp)
+    app.register_blueprint(ack_view.bp)
+    app.register_blueprint(sse_view.bp)
+    app.register_blueprint(ws_view.bp)
+    ws_view.sock.init_app(app)
+    app.register_blueprint(demo_view.bp)
     app.cli.add_command(cli.push)
     init_logging(app.config["PUSH_LOG_FORMAT"])
-    demo.warn_when_on(app.config)
+    demo_view.warn_when_on(app.config)
     return app
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import redis
 from clients import wait_until
 
-from push.redis_server import RedisServer
+from push.storage.server import RedisServer
 
 #: Slot ranges of the three primaries (16384 slots in all).
 SLOT_RANGES = ((0, 5460), (5461, 10922), (10923, 16383))

@@ -20,8 +20,8 @@ from cluster import LocalCluster
 from playwright.sync_api import Browser, sync_playwright
 from servers import Gunicorn, service_env
 
-from push.redis_server import RedisServer
-from push.store import Store
+from push.storage.server import RedisServer
+from push.storage.store import Store
 from tests.harness.chromium import CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -91,7 +91,7 @@ def churn(app, port: int, transport: str, count: int, prefix: str) -> int:
     (and WebSocket Server) has let go.
     Returns how many more greenlets were alive while the streams were open."""
     before = live_greenlets()
-    hub = app.extensions["push.hub"]
+    switchboard = app.extensions["push"].switchboard
     client = redis.Redis.from_url(os.environ["REDIS_URL"], decode_responses=True)
     opening = [
         gevent.spawn(open_stream, port, transport, f"{prefix}{i % USERS}") for i in range(count)
@@ -100,13 +100,13 @@ def churn(app, port: int, transport: str, count: int, prefix: str) -> int:
     wait_until(lambda: drained(client, prefix) == USERS, "every user drained")
     # A new user's channel reads its history once (its pump's greenlet ends after it).
     wait_until(
-        lambda: all(channel._pumping is None for channel in hub.users.values()),
+        lambda: all(user._pumping is None for user in switchboard.users.values()),
         "every pump idle",
     )
     held = live_greenlets() - before
     for sock in socks:
         sock.close()
-    wait_until(lambda: not hub.users, "every user's channel stopped")
+    wait_until(lambda: not switchboard.users, "every LocalUser stopped")
     wait_until(lambda: drained(client, prefix) == 0, "every lease given back")
     wait_until(lambda: movers_blocked(client, prefix) == 0, "every mover's connection closed")
     if transport == "ws":

@@ -19,7 +19,7 @@ import time  # noqa: E402
 import gevent  # noqa: E402
 import redis  # noqa: E402
 
-from push.redis_clients import redis_client  # noqa: E402
+from push.storage.clients import redis_client  # noqa: E402
 
 TIMED_WAIT_S = 0.3
 

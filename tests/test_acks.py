@@ -18,7 +18,7 @@ import pytest
 from clients import drainer_pids, open_ws, wait_until, ws_frames
 from servers import Gunicorn, own_redis, service_env
 
-from push.keys import user_keys
+from push.model.keys import user_keys
 
 pytestmark = pytest.mark.e2e
 

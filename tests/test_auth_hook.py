@@ -20,10 +20,10 @@ from servers import Gunicorn, own_redis, service_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from push import disconnect
-from push.authhook import parse_answer
-from push.config import ConfigError, load_config
-from push.identity import auth_hook
-from push.keys import user_keys
+from push.identity.identify import auth_hook
+from push.identity.site_hook import parse_answer
+from push.model.keys import user_keys
+from push.model.settings import ConfigError, load_config
 from push.service import create_app
 
 pytestmark = pytest.mark.e2e

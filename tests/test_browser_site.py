@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 from prometheus_client.parser import text_string_to_metric_families
 from servers import ROOT, Gunicorn, service_env
 
-from push.redis_server import RedisServer, free_port
+from push.storage.server import RedisServer, free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -24,8 +24,8 @@ from servers import Gunicorn, service_env
 from chaos.browser import run_browser
 from chaos.config import QUICK
 from chaos.one_run import run_chaos
-from push.keys import user_keys
-from push.redis_server import RedisServer
+from push.model.keys import user_keys
+from push.storage.server import RedisServer
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ from cluster import LocalCluster
 from resuming import ResumingClient, assert_every_client_got_all_in_order, push_until_accepted
 from servers import Gunicorn, service_env
 
-from push.keys import user_keys
+from push.model.keys import user_keys
 
 pytestmark = pytest.mark.e2e
 
@@ -186,8 +186,8 @@ def test_a_replica_promoted_while_messages_flow_loses_nothing(tmp_path, watch):
 def test_a_cluster_that_does_not_answer_yet_is_redis_away_not_a_crash():
     """The app is made without reaching the cluster (gunicorn --check-config, a start
     before Redis); until a seed answers, readiness says why."""
-    from push.redis_server import free_port
     from push.service import create_app
+    from push.storage.server import free_port
 
     app = create_app(
         {

@@ -24,7 +24,7 @@ from clients import (
 )
 from websockets.exceptions import InvalidStatus
 
-from push.keys import parse_event_id, user_keys
+from push.model.keys import parse_event_id, user_keys
 
 pytestmark = pytest.mark.e2e
 
@@ -238,7 +238,7 @@ def test_without_cursor_a_connection_starts_after_the_delivered_mark(base_url, r
         r.lpush(mailbox(user_id), "seen")
         seen = stream.next_event()
         assert seen.data == "seen"
-    # Marks are written every 50 ms at most (push/marks.py).
+    # Marks are written every 50 ms at most (push/delivery/marks.py).
     state = user_keys(user_id, MAILBOX).state
     wait_until(lambda: r.hget(state, "delivered_id") == seen.id, what="the delivered mark")
     r.lpush(mailbox(user_id), "unseen")
@@ -282,8 +282,8 @@ def history_reads(r: redis.Redis) -> int:
 
 def test_a_message_moved_but_never_written_reaches_the_next_connection(base_url, r, store, user_id):
     """The mover put it in the history, then the only tab went away before it was written."""
-    from push.config import DeliverySettings, load_config
-    from push.mailbox import drain
+    from push.delivery.mover import drain
+    from push.model.settings import DeliverySettings, load_config
 
     with open_sse(base_url, {"user_id": user_id}) as stream:
         stream.wait_for_comment("connected")
@@ -291,7 +291,7 @@ def test_a_message_moved_but_never_written_reaches_the_next_connection(base_url,
         first = stream.next_event()
         assert first.data == "first"
     wait_until(lambda: not drainer_pids(r, user_id), what="the mover to stop")
-    # Marks are written every 50 ms at most (push/marks.py): "first" is marked delivered.
+    # Marks are written every 50 ms at most (push/delivery/marks.py): "first" is marked delivered.
     keys = user_keys(user_id, MAILBOX)
     wait_until(lambda: store.delivered_mark(keys) == first.id, what="the delivered mark")
     # What a mover does before its worker is killed: the message leaves the mailbox

@@ -5,18 +5,11 @@ from __future__ import annotations
 import pytest
 import redis
 
-from push.config import DeliverySettings, load_config
-from push.keys import user_keys
-from push.mailbox import drain, drain_limits
-from push.store import (
-    MOVER_LEASE_SAFETY_MS,
-    WAKE_CARRY_BYTES,
-    Entry,
-    LeaseClaim,
-    Store,
-    carried_entries,
-    split_wake,
-)
+from push.delivery.mover import drain, drain_limits
+from push.model.entries import Entry, LeaseClaim, carried_entries, split_wake
+from push.model.keys import user_keys
+from push.model.settings import DeliverySettings, load_config
+from push.storage.store import MOVER_LEASE_SAFETY_MS, WAKE_CARRY_BYTES, Store
 
 MAILBOX = "user_{user_id}_messages"
 

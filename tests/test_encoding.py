@@ -1,4 +1,4 @@
-"""Entries are encoded once for all the tabs that get them (push/encoding.py)."""
+"""Entries are encoded once for all the tabs that get them (push/edge/encoding.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 from wsproto.frame_protocol import FrameProtocol
 
-from push.store import Entry, history_entry
-from push.stream import entry_event
-from push.ws import entry_frame
+from push.edge.sse_view import entry_event
+from push.edge.ws_view import entry_frame
+from push.model.entries import Entry, history_entry
 
 
 def entry(data: str, n: int = 1) -> Entry:

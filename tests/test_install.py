@@ -59,7 +59,7 @@ def test_pip_install_gives_producer_with_redis_alone_and_server_extra_gives_serv
         "app = create_app({'PUSH_DEMO': True})\n"
         "client = app.test_client()\n"
         "print(client.get('/static/push.js').status_code, client.get('/').status_code)\n"
-        "print(sorted(p.name for p in __import__('pathlib').Path(app.root_path, 'scripts')"
+        "print(sorted(p.name for p in __import__('pathlib').Path(app.root_path, 'storage', 'lua')"
         ".glob('*.lua'))[:1])\n"
     )
     statuses, lua = _run(server, "-c", probe, cwd=tmp_path).splitlines()

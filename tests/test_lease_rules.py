@@ -1,4 +1,4 @@
-"""The mover lease's rules (push/lease.py) as a table: no Redis, no gevent."""
+"""The mover lease's rules (push/rules/lease.py) as a table: no Redis, no gevent."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from push.lease import (
+from push.rules.lease import (
     DEAD_CONFIRM_S,
     LEASE_RECHECK_S,
     NEW_HOLDER_RECHECK_S,

@@ -1,4 +1,4 @@
-"""Delivered marks written in batches (push/marks.py), against a real Redis and cluster."""
+"""Delivered marks written in batches (push/delivery/marks.py), against a real Redis and cluster."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from collections.abc import Callable
 import gevent
 import pytest
 
-from push import backoff as backoff_module
-from push.keys import user_keys
-from push.marks import MARK_CHUNK, DeliveredMarks
-from push.redis_server import RedisServer
-from push.store import Entry, Store, history_entry
+from push.delivery import backoff as backoff_module
+from push.delivery.marks import MARK_CHUNK, DeliveredMarks
+from push.model.entries import Entry, history_entry
+from push.model.keys import user_keys
+from push.storage.server import RedisServer
+from push.storage.store import Store
 from tests.harness import waits
 
 MAILBOX = "user_{user_id}_messages"

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from push.config import ConfigError, load_config
-from push.keys import InvalidEventId, InvalidUserId, parse_event_id, user_keys, validate_user_id
-from push.redis_cluster import parse_cluster_seeds
+from push.model.keys import (
+    InvalidEventId,
+    InvalidUserId,
+    parse_event_id,
+    user_keys,
+    validate_user_id,
+)
+from push.model.redis_urls import parse_cluster_seeds
+from push.model.settings import ConfigError, load_config
 
 
 @pytest.mark.parametrize("good", ["42", "a", "x" * 64, "user.name", "org:7", "A-b_c.d:e", "..."])

@@ -31,7 +31,7 @@ from cryptography.x509.oid import NameOID
 from servers import ROOT, Gunicorn, service_env
 from websockets.sync.client import ClientConnection, connect
 
-from push.redis_server import free_port
+from push.storage.server import free_port
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 

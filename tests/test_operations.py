@@ -23,8 +23,8 @@ from resuming import ResumingClient, sequence_problems
 from servers import ROOT, Gunicorn, service_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from push.redis_server import RedisServer
 from push.service import create_app
+from push.storage.server import RedisServer
 
 pytestmark = pytest.mark.e2e
 
@@ -255,7 +255,7 @@ def test_sigterm_sends_1012_and_sse_clients_resume_with_nothing_lost(own_redis, 
 def test_a_draining_worker_turns_new_streams_away_politely(redis_server):
     """What a request that reaches a worker after SIGTERM (over a kept-alive connection) gets."""
     app = create_app({"PUSH_DEMO": True, "REDIS_URL": redis_server.url})
-    app.extensions["push.hub"].draining = True
+    app.extensions["push"].switchboard.draining = True
     client = app.test_client()
     answer = client.get("/stream?user_id=late")
     assert answer.status_code == 200

@@ -10,7 +10,7 @@ import sys
 
 import redis
 
-from push.redis_server import RedisServer
+from push.storage.server import RedisServer
 
 HEAVY = {
     "flask",

@@ -10,10 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sseclient import SSEClient
 
-from push.bodies import message_body_limit
-from push.config import DEFAULT_MAX_MESSAGE_BYTES
-from push.errors import Refusal
-from push.keys import (
+from push.edge.ack_view import ack_key
+from push.edge.bodies import message_body_limit
+from push.edge.origins import DEFAULT_PORTS, foreign_origin, same_origin
+from push.edge.sse import encode_event
+from push.edge.ws_view import Ack, Renewal, check_client_frame
+from push.model.errors import Refusal
+from push.model.keys import (
     MAX_EVENT_ID_PART,
     InvalidEventId,
     InvalidUserId,
@@ -23,10 +26,7 @@ from push.keys import (
     user_keys,
     validate_user_id,
 )
-from push.origins import DEFAULT_PORTS, foreign_origin, same_origin
-from push.receipts import ack_key
-from push.sse import encode_event
-from push.ws import Ack, Renewal, check_client_frame
+from push.model.settings import DEFAULT_MAX_MESSAGE_BYTES
 
 EVENT_IDS = st.builds(lambda ms, seq: f"{ms}-{seq}", st.integers(0, 2**63), st.integers(0, 2**63))
 

@@ -25,7 +25,7 @@ from servers import ROOT, service_env
 from websockets.exceptions import ConnectionClosed
 
 from push import PublishError, publish, publish_many
-from push.keys import user_keys
+from push.model.keys import user_keys
 from push.service import create_app
 
 pytestmark = pytest.mark.e2e

@@ -1,4 +1,4 @@
-"""push/redis_parser.py: the readiness check redis-py runs before every pooled command and
+"""push/storage/parser.py: the readiness check redis-py runs before every pooled command and
 in every pub/sub wait, against a real Redis: same answers as redis-py's, and under gevent
 no greenlet switch for a zero-timeout check."""
 
@@ -12,7 +12,7 @@ import redis
 from clients import wait_until
 from servers import run_for_json
 
-from push.redis_parser import CooperativeHiredisParser
+from push.storage.parser import CooperativeHiredisParser
 
 SCRIPT = Path(__file__).parent / "gevent_readiness.py"
 

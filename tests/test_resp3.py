@@ -1,5 +1,5 @@
-"""The watcher's and the wake subscriber's connections (push/resp3.py, push/tracking.py)
-against a real Redis: replies and push messages read with hiredis, in order."""
+"""The watcher's and the wake subscriber's connections (push/storage/resp3.py and
+tracking.py) against a real Redis: replies and push messages read with hiredis, in order."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import redis
 from redis.connection import Connection
 
-from push.tracking import TrackedConnection, TrackingRefused, pack
+from push.storage.tracking import TrackedConnection, TrackingRefused, pack
 
 
 @pytest.fixture

@@ -15,8 +15,11 @@ from clients import open_sse, wait_until
 from conftest import API_KEYS, _start_service
 from prometheus_client import REGISTRY
 
-from push import drops, publish, publish_many, publishing
-from push.config import (
+from push import publish, publish_many, publishing
+from push.delivery.mover import drain
+from push.delivery.retention import Sweeper, scan_pattern, user_id_of
+from push.model.keys import user_keys
+from push.model.settings import (
     DEAD_LETTER_MAX_BYTES,
     DEAD_LETTER_MAX_COUNT,
     MAILBOX_EXPIRY_MARGIN_S,
@@ -25,12 +28,10 @@ from push.config import (
     load_config,
     mailbox_expiry_ms,
 )
-from push.drops import MAILBOX_FULL, Throttle
-from push.keys import user_keys
-from push.mailbox import drain
 from push.publishing import IdempotencyClaim
-from push.retention import Sweeper, scan_pattern, user_id_of
-from push.store import script
+from push.storage import drops
+from push.storage.drops import MAILBOX_FULL, Throttle
+from push.storage.scripts import script
 
 MAILBOX = "user_{user_id}_messages"
 
@@ -174,9 +175,9 @@ def test_a_mailbox_with_a_ttl_drained_empty_and_written_again_keeps_working(stor
 
 def test_a_drain_keeps_the_newest_dead_letter_max_count(store, r, monkeypatch):
     """The drain keeps as many dead letters as DEAD_LETTER_MAX_COUNT says."""
-    import push.mailbox
+    import push.delivery.mover
 
-    monkeypatch.setattr(push.mailbox, "DEAD_LETTER_MAX_COUNT", 3)
+    monkeypatch.setattr(push.delivery.mover, "DEAD_LETTER_MAX_COUNT", 3)
     keys = user_keys("1", MAILBOX)
     r.lpush(keys.mailbox, *(b"\xff %d" % i for i in range(5)))
     assert drain(store, keys, settings()).dead == 5

@@ -26,7 +26,7 @@ from clients import (
 from cluster import LocalCluster
 from servers import Gunicorn, service_env
 
-from push.redis_server import RedisServer
+from push.storage.server import RedisServer
 
 pytestmark = pytest.mark.e2e
 

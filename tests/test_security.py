@@ -35,10 +35,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from servers import Gunicorn, own_redis, service_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from push.config import DEAD_LETTER_MAX_BYTES
-from push.keys import user_keys
+from push.identity.tickets import ticket_key
+from push.model.keys import user_keys
+from push.model.settings import DEAD_LETTER_MAX_BYTES
 from push.service import create_app
-from push.tickets import ticket_key
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ from redis.sentinel import Sentinel
 from resuming import ResumingClient, assert_every_client_got_all_in_order, push_until_accepted
 from servers import Gunicorn, service_env
 
-from push.redis_server import RedisServer, find_server_binary, free_port
+from push.storage.server import RedisServer, find_server_binary, free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from push.sse import encode_comment, encode_event, encode_retry
+from push.edge.sse import encode_comment, encode_event, encode_retry
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,8 @@ import redis
 from clients import keys_of, open_sse, open_ws, wait_until, ws_frames
 from servers import ROOT, Gunicorn, service_env
 
-from push.redis_server import free_port
 from push.service import create_app
+from push.storage.server import free_port
 
 SECRET = "a-secret-of-at-least-32-bytes-for-tests"
 

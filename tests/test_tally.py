@@ -1,11 +1,11 @@
-"""The delivery path's metrics, summed in the process first (push/tally.py)."""
+"""The delivery path's metrics, summed in the process first (push/delivery/tally.py)."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
+from push.delivery.tally import Tally
 from push.metrics import DELIVERY_SECONDS
-from push.tally import Tally
 
 
 def histogram_samples(histogram: Histogram) -> dict[tuple[str, str], float]:

@@ -8,9 +8,9 @@ import time
 import jwt
 import pytest
 
-from push.config import ConfigError, load_config
+from push.identity.tokens import Identity, TokenRejected, TokenSettings, verify_token
+from push.model.settings import ConfigError, load_config
 from push.service import create_app
-from push.tokens import Identity, TokenRejected, TokenSettings, verify_token
 
 SECRET = "tests-only-secret-0123456789abcdef"
 DAY = 24 * 3600

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from push.redis_server import RedisServer, find_server_binary
+from push.storage.server import RedisServer, find_server_binary
 
 __all__ = ["RedisServer", "find_server_binary", "start_redis"]
 
