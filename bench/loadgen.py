@@ -26,11 +26,12 @@ import base64
 import contextlib
 import os
 import re
-import resource
 import socket
 import struct
 import time
 from array import array
+
+from tests.harness.limits import raise_nofile
 
 LIVE, FAILED, DELIVERIES, LOST, OPENING, OPENED = range(6)
 N_STATS = 8
@@ -44,13 +45,6 @@ CONNECT_TIMEOUT_S = 20.0
 #: Seconds a client waits for its response head before it stops holding a slot for it.
 HEAD_TIMEOUT_S = 30.0
 LINGER_RST = struct.pack("ii", 1, 0)
-
-
-def raise_nofile() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
 
 
 class State:

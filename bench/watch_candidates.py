@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT))
 from push.delivery.mover import drain_limits  # noqa: E402
 from push.model.keys import user_keys  # noqa: E402
 from push.model.settings import DeliverySettings, load_config  # noqa: E402
-from push.storage.server import RedisServer  # noqa: E402
 from push.storage.store import Store  # noqa: E402
+from tests.harness.redis_servers import RedisServer  # noqa: E402
 
 TEMPLATE = "user_{user_id}_messages"
 

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from playwright.sync_api import Browser
 
-from chaos.procs import Service, raise_nofile, start_redis
+from chaos.procs import Service, start_redis
 from chaos.producer import Producer
+from tests.harness.limits import raise_nofile
 
 #: The page's script: the browser's own EventSource, and the demo page's WebSocket logic.
 PAGE_SCRIPT = """

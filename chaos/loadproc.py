@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
 from chaos.clients import Churn, Record, ResumingClient, Slowness, churn_once
-from chaos.procs import children, raise_nofile, server_socket_of, still_holds
+from chaos.procs import server_socket_of, still_holds
 from chaos.proxy import FaultProxy
+from tests.harness.limits import raise_nofile
+from tests.harness.processes import children
 
 #: Seconds a silent cut may take to be noticed (by either end) before it counts as missed.
 NOTICE_DEADLINE_S = 30.0

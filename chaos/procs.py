@@ -1,8 +1,8 @@
 """The processes of a chaos run: Redis with an append-only file, and gunicorn.
 
-Reuses tests/servers.py's Gunicorn (with chaos/gunicorn.conf.py, which is the project's
-config plus a stats greenlet per worker) and push.storage.server.RedisServer. What the
-harness measures from outside, it reads from /proc: worker pids, their sockets split
+Uses the shared harness's Gunicorn (with chaos/gunicorn.conf.py, which is the project's
+config plus a stats greenlet per worker) and private Redis. What a run measures from
+outside, it reads from /proc: worker pids, their sockets split
 into client, Redis and other descriptors, and their RSS.
 """
 
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-from servers import Gunicorn, service_env
 
-from push.storage.server import RedisServer
+from tests.harness import redis_servers as harness_redis
+from tests.harness.gunicorn import Gunicorn, service_env
+from tests.harness.processes import children
+from tests.harness.redis_servers import RedisServer
 
 CHAOS = Path(__file__).resolve().parent
 ROOT = CHAOS.parent
@@ -32,31 +32,7 @@ STALE_STATS_S = 5.0
 
 def start_redis(data_dir: Path, fsync: str) -> RedisServer:
     """A private Redis with AOF (`appendfsync` always or everysec), clients enough for a soak."""
-    return RedisServer(
-        data_dir,
-        appendonly=True,
-        extra_args=("--appendfsync", fsync, "--maxclients", "20000"),
-    ).start()
-
-
-def restart_redis(server: RedisServer, how: str) -> float:
-    """Stop Redis (`SHUTDOWN`, which writes its AOF, or SIGKILL) and start it again.
-
-    Returns the time.time() at which it stopped. Call it from the thread that started
-    the server: it dies with the thread that forked it (PR_SET_PDEATHSIG)."""
-    assert server.process is not None
-    if how == "shutdown":
-        # No retries: redis-py would otherwise reconnect (with backoff) after the SHUTDOWN.
-        client = redis.Redis(port=server.port, socket_timeout=10, retry=Retry(NoBackoff(), 0))
-        with contextlib.suppress(redis.ConnectionError):
-            client.shutdown()
-        client.close()
-    else:
-        server.process.kill()
-    stopped = time.time()
-    server.process.wait(timeout=30)
-    server.start()
-    return stopped
+    return harness_redis.start_redis(data_dir, appendfsync=fsync, maxclients=20000)
 
 
 class Service:
@@ -91,10 +67,7 @@ class Service:
         """Start gunicorn; a restart keeps the port, so clients come back to the same URL."""
         self.starts += 1
         log = self.workdir / f"gunicorn-{self.starts}.log"
-        gunicorn = Gunicorn(log, self.env, self.workers, ["-c", str(GUNICORN_CONF)])
-        if self.port is not None:
-            gunicorn.port = self.port
-            gunicorn.base_url = f"http://127.0.0.1:{self.port}"
+        gunicorn = Gunicorn(log, self.env, self.workers, ["-c", str(GUNICORN_CONF)], port=self.port)
         self.port = gunicorn.port
         self.gunicorn = gunicorn
         gunicorn.start()
@@ -127,20 +100,6 @@ class Service:
             with contextlib.suppress(OSError, ValueError):
                 found[pid] = json.loads((self.stats_dir / f"{pid}.json").read_text())
         return found
-
-
-def children(pid: int) -> list[int]:
-    """Live child pids of `pid`, from /proc (zombies excluded)."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            stat = Path(entry.path, "stat").read_text()
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(entry.name))
-    return sorted(found)
 
 
 @dataclass(frozen=True)
@@ -221,16 +180,6 @@ def redis_clients(url: str) -> dict[str, int]:
         else:
             counts["other"] += 1
     return counts
-
-
-def raise_nofile() -> int:
-    """Raise this process's open-file limit to its hard limit; returns the new limit."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
 
 
 def _socket_inodes(pid: int) -> set[int]:

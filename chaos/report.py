@@ -8,7 +8,8 @@ import platform
 from collections import Counter
 
 from chaos.browser import BrowserResult
-from chaos.harness import SERVICE_SETTINGS, ChaosResult
+from chaos.config import SERVICE_SETTINGS
+from chaos.result import ChaosResult
 
 #: The faults the chaos runs found, each with its regression test in tests/test_chaos.py.
 FAULTS = [

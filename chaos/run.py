@@ -26,8 +26,10 @@ ROOT = CHAOS.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from chaos.browser import BrowserResult  # noqa: E402
-from chaos.harness import QUICK, ChaosConfig, ChaosResult, run_chaos  # noqa: E402
+from chaos.config import QUICK, ChaosConfig  # noqa: E402
+from chaos.one_run import run_chaos  # noqa: E402
 from chaos.report import render  # noqa: E402
+from chaos.result import ChaosResult  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,10 +73,10 @@ def one_run(config: ChaosConfig, workdir: Path) -> ChaosResult:
 
 
 def browser_run(workdir: Path):
-    from conftest import CHROMIUM, CHROMIUM_ARGS
     from playwright.sync_api import sync_playwright
 
     from chaos.browser import run_browser
+    from tests.harness.chromium import CHROMIUM, CHROMIUM_ARGS
 
     if CHROMIUM is None:
         print("no chromium on PATH: the browser part is skipped", flush=True)

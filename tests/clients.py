@@ -17,8 +17,8 @@ from urllib.parse import urlencode, urlsplit
 import redis
 from websockets.sync.client import ClientConnection, connect
 
-#: Seconds any single wait in a test may take before it fails.
-DEADLINE_S = 10.0
+# Tests import these two from here; they are the shared harness's.
+from tests.harness.waits import DEADLINE_S, wait_until
 
 
 @dataclass
@@ -166,18 +166,6 @@ def ws_frames(ws: ClientConnection, count: int, timeout: float = DEADLINE_S) -> 
     for _ in range(count):
         frames.append(json.loads(ws.recv(timeout=max(0.0, deadline - time.monotonic()))))
     return frames
-
-
-def wait_until(predicate, timeout: float = DEADLINE_S, interval: float = 0.02, what: str = ""):
-    """Poll `predicate` until it returns a truthy value, or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 def _text(value: str | bytes) -> str:

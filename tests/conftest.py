@@ -10,7 +10,6 @@ with blocking movers too ("block").
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from servers import Gunicorn, service_env
 
 from push.storage.server import RedisServer
 from push.storage.store import Store
+from tests.harness.chromium import CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Two keys, as during a rotation: both open the publish API.
@@ -167,19 +167,6 @@ def output_dir(request: pytest.FixtureRequest) -> Path:
     path = OUTPUT / request.node.name
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-#: Flags for a root user on a machine without a display or outside network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="session")

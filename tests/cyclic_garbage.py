@@ -16,7 +16,6 @@ import json  # noqa: E402
 import os  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 
 import gevent  # noqa: E402
 import greenlet  # noqa: E402
@@ -27,6 +26,7 @@ from simple_websocket import Server  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from push.runtime import tune_for_many_connections  # noqa: E402
 from push.service import create_app  # noqa: E402
+from tests.harness import waits  # noqa: E402
 
 #: Streams share users, as tabs do: users come and go too.
 USERS = 25
@@ -45,11 +45,8 @@ def request_line(transport: str, user: str) -> bytes:
 
 
 def wait_until(condition, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        gevent.sleep(0.05)
+    """The harness's wait, with this script's deadline (time.sleep is gevent's here)."""
+    waits.wait_until(condition, DEADLINE_S, 0.05, what)
 
 
 def open_stream(port: int, transport: str, user: str) -> socket.socket:

@@ -22,7 +22,8 @@ from resuming import ResumingClient
 from servers import Gunicorn, service_env
 
 from chaos.browser import run_browser
-from chaos.harness import QUICK, run_chaos
+from chaos.config import QUICK
+from chaos.one_run import run_chaos
 from push.model.keys import user_keys
 from push.storage.server import RedisServer
 

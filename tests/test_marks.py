@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import gevent
@@ -14,6 +13,7 @@ from push.model.entries import Entry, history_entry
 from push.model.keys import user_keys
 from push.storage.server import RedisServer
 from push.storage.store import Store
+from tests.harness import waits
 
 MAILBOX = "user_{user_id}_messages"
 
@@ -29,10 +29,7 @@ def entry(n: int) -> Entry:
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
     """Let the marks' greenlet run until `condition` holds."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        gevent.sleep(0.01)
+    waits.wait_until(condition, timeout_s, 0.01, "the condition", sleep=gevent.sleep)
 
 
 class CountingStore(Store):
