@@ -24,6 +24,9 @@ from servers import Gunicorn, service_env
 from push.redis_server import RedisServer
 from push.store import Store
 
+#: Under CI a skip fails the run (tests/ci_skips.py).
+pytest_plugins = ["ci_skips"]
+
 ROOT = Path(__file__).resolve().parent.parent
 #: Two keys, as during a rotation: both open the publish API.
 API_KEYS = ("old-key-0123456789abcdef", "new-key-0123456789abcdef")
