@@ -296,12 +296,15 @@ def test_sigkill_of_a_worker_loses_nothing(own_service, own_redis):
 
 
 def test_the_deploy_files_exist_and_name_the_service():
+    # The folder first: checked after reading from it, it could never fail.
+    assert Path(ROOT / "deploy").is_dir()
+    for name in ("nginx.conf", "push-proxy-headers.conf", "push.service"):
+        assert (ROOT / "deploy" / name).is_file(), f"deploy/{name} is missing"
     assert "proxy_buffering off" in (ROOT / "deploy" / "nginx.conf").read_text()
     assert "X-Forwarded-Host" in (ROOT / "deploy" / "push-proxy-headers.conf").read_text()
     unit = (ROOT / "deploy" / "push.service").read_text()
     assert "gunicorn -c gunicorn.conf.py wsgi:app" in unit
     assert "LimitNOFILE" in unit
-    assert Path(ROOT / "deploy").is_dir()
 
 
 def test_every_location_of_the_nginx_recipe_sets_the_proxy_headers():
