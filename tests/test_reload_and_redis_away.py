@@ -16,9 +16,7 @@ import pytest
 import redis
 from clients import open_sse, open_ws, wait_until, ws_frames
 from resuming import ResumingClient, assert_every_client_got_all_in_order
-from servers import Gunicorn, service_env
-
-from push.redis_server import RedisServer
+from servers import Gunicorn, RedisServer, service_env
 
 pytestmark = pytest.mark.e2e
 

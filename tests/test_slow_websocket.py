@@ -26,9 +26,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 from clients import open_ws, wait_until, ws_frames
-from servers import Gunicorn, service_env
-
-from push.redis_server import RedisServer
+from servers import Gunicorn, RedisServer, service_env
 
 pytestmark = pytest.mark.e2e
 
