@@ -30,12 +30,13 @@ $(VENV)/.installed-test: $(VENV)/.installed tests/requirements.txt
 
 install: $(VENV)/.installed ## Make .venv and install the service (and a Redis binary if none)
 
-install-test: $(VENV)/.installed-test system-tools ## Also install test tools, Chromium and nginx
+install-test: $(VENV)/.installed-test system-tools ## Also install test tools, Chromium, nginx and Node
 
-# Debian packages the end-to-end tests drive: the browser and the reverse proxy.
-SYSTEM_TOOLS := chromium:chromium nginx:nginx-light
+# Debian packages the tests drive: the browser, the reverse proxy, and Node for push.js's
+# unit tests (command:package).
+SYSTEM_TOOLS := chromium:chromium nginx:nginx-light node:nodejs
 
-system-tools: ## Install Debian's Chromium and nginx for the tests, if missing and possible
+system-tools: ## Install Debian's Chromium, nginx and Node for the tests, if missing and possible
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 		command -v "$${pair%%:*}" >/dev/null || [ -x "/usr/sbin/$${pair%%:*}" ] || missing="$$missing $${pair#*:}"; \
 	done; \
@@ -44,14 +45,15 @@ system-tools: ## Install Debian's Chromium and nginx for the tests, if missing a
 		echo "installing Debian's$$missing for the tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else \
-		echo "missing$$missing and no way to install it: those tests will be skipped"; \
+		echo "missing$$missing and no way to install it: those tests will skip (and fail under CI)"; \
 	fi
 
 run: install ## Run the service with its demo on http://127.0.0.1:8000
 	$(BIN)/python app.py
 
-test: install-test ## Install what is needed, then run every test
-	$(BIN)/python -m pytest
+# Under CI (CI set, as .ci/run sets it) a skipped test fails the run: tests/ci_skips.py.
+test: install-test ## Install what is needed, then run every test (CI=1: a skip fails)
+	CI="$(CI)" $(BIN)/python -m pytest
 
 lint: install-test ## ruff check and format check
 	$(BIN)/ruff check .

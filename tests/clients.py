@@ -30,13 +30,27 @@ class SseEvent:
 
 @dataclass
 class SseStream:
-    """One open `GET /stream` response, read line by line."""
+    """One open `GET /stream` response, read line by line.
+
+    The socket is kept from the start: for a response that closes the connection when it
+    ends (a short answer with `retry:`), http.client hands the socket to the response and
+    leaves `connection.sock` None at once, while the body is still to read."""
 
     connection: http.client.HTTPConnection
     response: http.client.HTTPResponse
     comments: list[str] = field(default_factory=list)
     retry: int | None = None
     last_event_id: str | None = None
+    sock: socket.socket | None = None
+
+    def __post_init__(self) -> None:
+        if self.sock is None:
+            self.sock = self.connection.sock
+
+    def _timeout(self, seconds: float) -> None:
+        if self.sock is None:
+            raise ConnectionError("the stream has no socket")
+        self.sock.settimeout(seconds)
 
     @property
     def status(self) -> int:
@@ -55,7 +69,7 @@ class SseStream:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError("no SSE event before the deadline")
-            self.connection.sock.settimeout(remaining)
+            self._timeout(remaining)
             raw = self.response.readline()
             if not raw:
                 raise ConnectionError("the server closed the stream")
@@ -92,7 +106,7 @@ class SseStream:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"no ': {text}' comment before the deadline")
-            self.connection.sock.settimeout(remaining)
+            self._timeout(remaining)
             raw = self.response.readline()
             if not raw:
                 raise ConnectionError("the server closed the stream")
@@ -105,12 +119,12 @@ class SseStream:
                 raise AssertionError(f"unexpected line while waiting for a comment: {line!r}")
 
     def read_to_end(self, timeout: float = DEADLINE_S) -> bytes:
-        self.connection.sock.settimeout(timeout)
+        self._timeout(timeout)
         return self.response.read()
 
     def close(self) -> None:
         """Hang up the way a closed tab does: the TCP connection goes away."""
-        sock = self.connection.sock
+        sock = self.connection.sock or self.sock
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -134,7 +148,8 @@ def open_sse(
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     path = "/stream" + ("?" + urlencode(params) if params else "")
     connection.request("GET", path, headers={"Accept": "text/event-stream", **(headers or {})})
-    return SseStream(connection, connection.getresponse())
+    sock = connection.sock
+    return SseStream(connection, connection.getresponse(), sock=sock)
 
 
 def open_ws(

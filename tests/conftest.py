@@ -24,6 +24,9 @@ from push.storage.server import RedisServer
 from push.storage.store import Store
 from tests.harness.chromium import CHROMIUM, CHROMIUM_ARGS
 
+#: Under CI a skip fails the run (tests/ci_skips.py).
+pytest_plugins = ["ci_skips"]
+
 ROOT = Path(__file__).resolve().parent.parent
 #: Two keys, as during a rotation: both open the publish API.
 API_KEYS = ("old-key-0123456789abcdef", "new-key-0123456789abcdef")

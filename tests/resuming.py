@@ -3,18 +3,30 @@
 Each runs in a thread, records every payload it receives (deduplicated by event
 id, as a page would) and counts its reconnects. Payloads are sequence numbers,
 so a test can say exactly what is missing, duplicated or out of order.
+
+A dropped connection (the network, the server closing, a refused handshake) is what the
+client exists to ride out: it reconnects. Anything else (a frame it cannot parse, a bug in
+the test) is kept in `errors`, never swallowed, and `assert_behaved` fails on it, on a
+duplicate, and on a refusal the test did not expect.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import itertools
 import json
 import threading
 import time
+import traceback
 
 import redis
 from clients import open_sse, open_ws, wait_until
+from websockets.exceptions import WebSocketException
+
+#: What a dropped or refused connection raises (a refused WebSocket handshake is a
+#: WebSocketException too): the client reconnects after these.
+DROPS = (OSError, http.client.HTTPException, WebSocketException)
 
 #: Seconds between a dropped connection and the next attempt (a browser waits `retry:`).
 RECONNECT_DELAY_S = 0.2
@@ -33,6 +45,8 @@ class ResumingClient(threading.Thread):
         self.reconnects = 0
         self.close_codes: list[int] = []
         self.refusals: list[int] = []
+        #: Exceptions other than a drop, as formatted tracebacks.
+        self.errors: list[str] = []
         self._stop_event = threading.Event()
         self._current = None
 
@@ -43,8 +57,11 @@ class ResumingClient(threading.Thread):
                     self._read_sse()
                 else:
                     self._read_ws()
-            except Exception:  # any drop: come back, as a browser does
+            except DROPS:  # a drop: come back, as a browser does
                 pass
+            except Exception:  # not a drop: keep it for the test to fail on, and come back
+                if not self._stop_event.is_set():  # (stop() closes the connection under it)
+                    self.errors.append(traceback.format_exc())
             if not self._stop_event.is_set():
                 self.reconnects += 1
                 self._stop_event.wait(RECONNECT_DELAY_S)
@@ -112,6 +129,14 @@ class ResumingClient(threading.Thread):
         self.join(timeout=10)
 
 
+def assert_behaved(client: ResumingClient, refusals: frozenset[int] = frozenset()) -> None:
+    """The client saw no event id twice, raised nothing but drops, and was refused only
+    with the statuses in `refusals` (503 while Redis is away, say)."""
+    assert client.errors == [], "\n".join(client.errors)
+    assert client.duplicates == 0, (client.transport, client.duplicates)
+    assert set(client.refusals) <= refusals, (client.transport, client.refusals)
+
+
 def sequence_problems(received: list[str], expected: int) -> dict[str, list[int]]:
     """What is wrong with a run of sequence numbers 0..expected-1: missing, out of order."""
     numbers = [int(payload) for payload in received]
@@ -140,7 +165,9 @@ def _try_push(producer: redis.Redis, mailbox: str, payload: str) -> bool:
 
 
 def assert_every_client_got_all_in_order(clients: list[ResumingClient], total: int) -> None:
-    """Every client received the payloads 0..total-1, none missing, none out of order."""
+    """Every client received the payloads 0..total-1, none missing, none out of order,
+    none twice; a refusal it met was a 503 (Redis away, during a failover)."""
     for client in clients:
         assert client.wait_for(total, timeout=60), (client.transport, len(client.received))
         assert sequence_problems(client.received, total) == {"missing": [], "out_of_order": []}
+        assert_behaved(client, refusals=frozenset({503}))

@@ -8,7 +8,7 @@ import sys
 import urllib.request
 
 import pytest
-from clients import open_sse, wait_until
+from clients import drainer_pids, open_sse, wait_until
 from conftest import API_KEYS
 from playwright.sync_api import expect
 from prometheus_client.parser import text_string_to_metric_families
@@ -132,8 +132,19 @@ def test_receipts_advance_when_the_page_shows_a_message(context, base_url, r, us
     assert receipts["acknowledged"]["id"] == shown_id
     assert receipts["delivered"]["id"] == shown_id
     assert (receipts["waiting"], receipts["unacknowledged"]) == (0, 0)
-    r.lpush(f"user_{user_id}_messages", "unread while away")
     tab.close()
+    wait_until(
+        lambda: connections(base_url, user_id) == 0 and not drainer_pids(r, user_id),
+        what="the tab and its drainer to leave",
+    )
+    r.lpush(f"user_{user_id}_messages", "unread while away")
+    away = wait_until(
+        lambda: (a := api(base_url, f"/api/users/{user_id}/receipts"))["waiting"] and a,
+        what="the message to wait in the mailbox",
+    )
+    assert away["waiting"] == 1
+    assert away["delivered"]["id"] == away["acknowledged"]["id"] == shown_id
+    assert away["unacknowledged"] == 0
 
 
 def test_auto_falls_back_to_sse_when_the_websocket_upgrade_is_refused(

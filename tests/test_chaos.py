@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 from clients import open_sse, wait_until
-from resuming import ResumingClient
+from resuming import ResumingClient, assert_behaved
 from servers import Gunicorn, service_env
 
 from chaos.browser import run_browser
@@ -209,6 +209,7 @@ def test_an_outbox_smaller_than_the_drain_batch_still_lets_a_client_catch_up(tmp
         client.start()
         try:
             assert client.wait_for(50, timeout=4), (len(client.received), client.reconnects)
+            assert_behaved(client)
         finally:
             client.stop()
 

@@ -19,7 +19,7 @@ import pytest
 import redis
 from clients import connection_pids, drainer_pids, open_sse, open_ws, wait_until, ws_frames
 from prometheus_client.parser import text_string_to_metric_families
-from resuming import ResumingClient, sequence_problems
+from resuming import ResumingClient, assert_behaved, sequence_problems
 from servers import ROOT, Gunicorn, service_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -198,6 +198,8 @@ def test_a_redis_restart_mid_stream_loses_nothing(own_service, own_redis, how):
     for client in clients:
         assert client.wait_for(total, timeout=60), (client.transport, len(client.received))
         assert sequence_problems(client.received, total) == {"missing": [], "out_of_order": []}
+        # A new WebSocket while Redis is away gets 503 (README): the one refusal expected.
+        assert_behaved(client, refusals=frozenset({503}))
     # No connection leaked: one mover, and no more connections than before the restart
     # (pools reconnect lazily, so there may be fewer).
     try:
@@ -319,17 +321,21 @@ def test_sigkill_of_a_worker_loses_nothing(own_service, own_redis):
     for client in clients:
         assert client.wait_for(total, timeout=60), (client.transport, len(client.received))
         assert sequence_problems(client.received, total) == {"missing": [], "out_of_order": []}
+        assert_behaved(client)  # the other worker took them: nothing refused, nothing twice
         client.stop()
     producer.close()
 
 
 def test_the_deploy_files_exist_and_name_the_service():
+    # The folder first: checked after reading from it, it could never fail.
+    assert Path(ROOT / "deploy").is_dir()
+    for name in ("nginx.conf", "push-proxy-headers.conf", "push.service"):
+        assert (ROOT / "deploy" / name).is_file(), f"deploy/{name} is missing"
     assert "proxy_buffering off" in (ROOT / "deploy" / "nginx.conf").read_text()
     assert "X-Forwarded-Host" in (ROOT / "deploy" / "push-proxy-headers.conf").read_text()
     unit = (ROOT / "deploy" / "push.service").read_text()
     assert "gunicorn -c gunicorn.conf.py wsgi:app" in unit
     assert "LimitNOFILE" in unit
-    assert Path(ROOT / "deploy").is_dir()
 
 
 def test_every_location_of_the_nginx_recipe_sets_the_proxy_headers():

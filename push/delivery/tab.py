@@ -67,6 +67,7 @@ class Tab:
         "sent",
         "transport",
         "user_id",
+        "writing",
     )
 
     def __init__(self, id: str, user_id: str, transport: str, cursor: str, outbox_max: int) -> None:
@@ -94,6 +95,8 @@ class Tab:
         self.abort: Callable[[], None] | None = None
         #: Set by the transport when its writer has returned.
         self.finished = False
+        #: The writer holds a batch it has not finished writing (see `offer`).
+        self.writing = False
 
     @property
     def age_s(self) -> float:
@@ -132,8 +135,15 @@ class Tab:
                 self._ready.set()
             return True
         room = self.outbox_max - len(self._outbox)
-        if room <= 0:
+        if room <= 0 and self.writing:
             self.close(OUTBOX_FULL)  # a whole outbox unread: the client is not reading
+            return True
+        if room <= 0:
+            # Full, but the writer has not yet come for it (a resume read several batches
+            # before the writer first ran): it takes the outbox and then asks for more.
+            self.behind = True
+            self.behind_since = time.monotonic()
+            self._ready.set()
             return True
         if len(entries) > room:
             entries = entries[:room]
@@ -152,6 +162,7 @@ class Tab:
         if self.closed:
             return []
         batch, self._outbox = self._outbox, []
+        self.writing = bool(batch)
         if self.behind and self.on_drained is not None:
             self.behind = False
             self.on_drained()
@@ -207,6 +218,7 @@ class Tab:
     def wrote(self, batch: list[Entry | Reset], written: Callable[[Entry], None]) -> None:
         """`batch` is on the socket: count it, and report its newest entry to `written`
         (which advances the user's delivered mark)."""
+        self.writing = False
         entries = [item for item in batch if isinstance(item, Entry)]
         if len(entries) < len(batch):
             TALLY.count(RESETS, len(batch) - len(entries))
