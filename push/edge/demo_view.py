@@ -20,7 +20,7 @@ from push.model.settings import Settings
 from push.storage.store import Store
 
 bp = Blueprint("demo", __name__)
-log = logging.getLogger("push.edge.demo_view")
+log = logging.getLogger("push.demo")
 
 
 def warn_when_on(settings: Settings) -> None:

@@ -40,7 +40,7 @@ from push.model.errors import HookUnavailable, Refusal
 from push.model.keys import InvalidUserId, validate_user_id
 from push.storage.drops import Throttle
 
-log = logging.getLogger("push.identity.site_hook")
+log = logging.getLogger("push.authhook")
 
 #: What clients are told when the site gives no usable answer: the cause (an errno text,
 #: a TLS error naming hosts, the site's status) is logged, not sent to whoever asks.

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 
-log = logging.getLogger("push.delivery.retention")
+log = logging.getLogger("push.retention")
 
 MAILBOX_FULL = "mailbox_full"
 MAILBOX_TTL = "mailbox_ttl"

@@ -186,9 +186,6 @@ class Store(RedisConnections):
     def worker_alive(self, worker_id: str) -> bool:
         return bool(self.redis.exists(worker_alive_key(worker_id)))
 
-    def mark_worker_gone(self, worker_id: str) -> None:
-        self.redis.delete(worker_alive_key(worker_id))
-
     def acknowledge(self, keys: UserKeys, event_id: str, ttl_s: int) -> int:
         """A client showed `event_id` (each part at most 2^64-1, no leading zeros): advance
         the user's acknowledged id. 1 if it moved, 0 if it was at or past `event_id`
