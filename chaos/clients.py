@@ -17,12 +17,11 @@ import asyncio
 import contextlib
 import json
 import random
-import socket
-import struct
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from chaos.record import Record
+from chaos.sockets import Slowness, abort, open_stream
 from chaos.wire import (
     OP_CLOSE,
     OP_PING,
@@ -38,119 +37,12 @@ from chaos.wire import (
     ws_request,
 )
 
-HOST = "127.0.0.1"
-#: Seconds a connect and its response head may take.
-CONNECT_TIMEOUT_S = 5.0
 #: What EventSource waits before reconnecting when the server never said `retry:`.
 DEFAULT_RETRY_MS = 1000
 #: The demo page's WebSocket backoff: base, doubled per failed attempt, capped (ms).
 WS_BASE_MS, WS_RESTART_BASE_MS, WS_CAP_MS = 250, 1000, 5000
 #: Close codes after which the page waits longer: service restart, try again later.
 WS_RESTART_CODES = (1012, 1013)
-LINGER_RST = struct.pack("ii", 1, 0)
-
-
-@dataclass
-class Record:
-    """What one client received, deduplicated by event id, as sequence numbers."""
-
-    user: str
-    kind: str
-    transport: str
-    seqs: list[int] = field(default_factory=list)
-    latencies_ms: list[float] = field(default_factory=list)
-    first_seen: dict[str, int] = field(default_factory=dict)  # event id -> session
-    dup_ids_across_reconnects: int = 0
-    dup_ids_same_connection: int = 0
-    dup_seqs: int = 0
-    reorders: list[tuple[int, int]] = field(default_factory=list)
-    resets: int = 0
-    sessions: int = 0
-    reconnects: int = 0
-    idle_timeouts: int = 0
-    session_firsts: list[int] = field(default_factory=list)  # first new seq of each session
-    refusals: Counter = field(default_factory=Counter)
-    closes: Counter = field(default_factory=Counter)
-    last_id: str | None = None
-    _seen: set[int] = field(default_factory=set)
-    _max_seq: int = -1
-    _first_due: bool = False
-
-    def new_session(self) -> None:
-        self.sessions += 1
-        self._first_due = True
-
-    def accept(self, event_id: str | None, data: str) -> None:
-        """Record one message event (a page would show it unless it saw its id before)."""
-        if event_id is None:
-            raise ValueError("an event without an id cannot be resumed from")
-        first = self.first_seen.get(event_id)
-        if first is not None:
-            if first == self.sessions:
-                self.dup_ids_same_connection += 1
-            else:
-                self.dup_ids_across_reconnects += 1
-            return
-        self.first_seen[event_id] = self.sessions
-        self.last_id = event_id
-        seq_text, stamp, *_ = data.split(" ", 2)
-        seq = int(seq_text)
-        if seq in self._seen:
-            self.dup_seqs += 1
-            return
-        if seq < self._max_seq:
-            self.reorders.append((self._max_seq, seq))
-        self._seen.add(seq)
-        self._max_seq = max(self._max_seq, seq)
-        self.seqs.append(seq)
-        if self._first_due:
-            self.session_firsts.append(seq)
-            self._first_due = False
-        self.latencies_ms.append((time.time_ns() - int(stamp)) / 1e6)
-
-    def reset(self, event_id: str) -> None:
-        self.resets += 1
-        self.last_id = event_id
-
-    def has(self, seq: int) -> bool:
-        return seq in self._seen
-
-    def summary(self) -> dict:
-        """A picklable copy without the bulky id map."""
-        return {
-            "user": self.user,
-            "kind": self.kind,
-            "transport": self.transport,
-            "seqs": self.seqs,
-            "latencies_ms": self.latencies_ms,
-            "dup_ids_across_reconnects": self.dup_ids_across_reconnects,
-            "dup_ids_same_connection": self.dup_ids_same_connection,
-            "dup_seqs": self.dup_seqs,
-            "reorders": self.reorders,
-            "resets": self.resets,
-            "sessions": self.sessions,
-            "session_firsts": self.session_firsts,
-            "reconnects": self.reconnects,
-            "idle_timeouts": self.idle_timeouts,
-            "refusals": dict(self.refusals),
-            "closes": dict(self.closes),
-        }
-
-
-@dataclass(frozen=True)
-class Slowness:
-    """How a slow consumer reads: `chunk` bytes every `interval_s`, for at most `max_s`
-    seconds (then it drains at full speed, so every run ends).
-
-    Its socket has a small receive buffer and a small MSS: on loopback (MTU 64 KiB) the
-    server's send buffer would otherwise grow to megabytes before a write ever blocks,
-    and the outbox limit would never be reached."""
-
-    chunk: int = 64
-    interval_s: float = 0.05
-    max_s: float = 20.0
-    rcvbuf: int = 1024
-    mss: int = 536
 
 
 class SessionEnd(Exception):
@@ -159,38 +51,6 @@ class SessionEnd(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-async def open_stream(
-    port: int, slowness: Slowness | None = None
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A TCP connection to 127.0.0.1:`port`, with small buffers for a slow reader."""
-    if slowness is None:
-        return await asyncio.wait_for(
-            asyncio.open_connection(HOST, port, limit=2**16), CONNECT_TIMEOUT_S
-        )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, slowness.rcvbuf)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, slowness.mss)
-    sock.setblocking(False)
-    try:
-        await asyncio.wait_for(
-            asyncio.get_running_loop().sock_connect(sock, (HOST, port)), CONNECT_TIMEOUT_S
-        )
-    except BaseException:
-        sock.close()
-        raise
-    # A small stream buffer too, or asyncio would read ahead of the slow consumer.
-    return await asyncio.open_connection(sock=sock, limit=256)
-
-
-def abort(writer: asyncio.StreamWriter, reset: bool = True) -> None:
-    """Drop a connection at once; with `reset`, as a RST (no FIN, nothing flushed)."""
-    sock = writer.get_extra_info("socket")
-    if reset and sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
-    writer.transport.abort()
 
 
 class ResumingClient:

@@ -7,9 +7,10 @@ import multiprocessing as mp
 import random
 
 from chaos import loadproc
-from chaos.clients import Churn, Slowness
+from chaos.clients import Churn
 from chaos.config import ChaosConfig
 from chaos.loadproc import LoadPlan, SilentCut
+from chaos.sockets import Slowness
 
 
 def load_plan(config: ChaosConfig, port: int, master_pid: int, rng: random.Random) -> LoadPlan:

@@ -21,9 +21,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
-from chaos.clients import Churn, Record, ResumingClient, Slowness, churn_once
+from chaos.clients import Churn, ResumingClient, churn_once
 from chaos.procs import server_socket_of, still_holds
 from chaos.proxy import FaultProxy
+from chaos.record import Record
+from chaos.sockets import Slowness
 from tests.harness.limits import raise_nofile
 from tests.harness.processes import children
 

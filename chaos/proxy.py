@@ -20,7 +20,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
-from chaos.clients import HOST, abort
+from chaos.sockets import HOST, abort
 
 #: Bytes read per hop.
 CHUNK = 2**16

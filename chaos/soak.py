@@ -30,13 +30,14 @@ import redis  # noqa: E402
 
 from chaos.analysis import analyse, persisted  # noqa: E402
 from chaos.baseline import warm_up  # noqa: E402
-from chaos.clients import Churn, Slowness  # noqa: E402
+from chaos.clients import Churn  # noqa: E402
 from chaos.config import SERVICE_SETTINGS, ChaosConfig  # noqa: E402
 from chaos.load import LoadProcess  # noqa: E402
 from chaos.loadproc import LoadPlan  # noqa: E402
 from chaos.procs import Service, descriptors, redis_clients, start_redis  # noqa: E402
 from chaos.producer import Producer  # noqa: E402
 from chaos.result import ChaosResult  # noqa: E402
+from chaos.sockets import Slowness  # noqa: E402
 from tests.harness.limits import raise_nofile  # noqa: E402
 from tests.harness.waits import poll  # noqa: E402
 
