@@ -23,12 +23,11 @@ import time
 import gevent
 from gevent import get_hub
 
-from push.delivery.backoff import Backoff
 from push.delivery.drainers import BlockingDrainer, Drainer, WatchedDrainer
 from push.delivery.marks import DeliveredMarks
+from push.delivery.retry import Retry
 from push.delivery.tab import OUTBOX_FULL, REVOKED, Tab
 from push.delivery.watcher import MailboxWatcher
-from push.metrics import REDIS_ERRORS
 from push.model.entries import DrainResult, Entry, carried_entries, split_wake
 from push.model.keys import InvalidEventId, UserKeys, event_id_text, parse_event_id
 from push.model.settings import DeliverySettings
@@ -41,7 +40,6 @@ from push.rules.cursors import (
     wake_is_old,
 )
 from push.rules.offers import stalled
-from push.storage.clients import REDIS_UNAVAILABLE
 from push.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -205,25 +203,17 @@ class LocalUser:
     def _pump(self) -> None:
         """Read while reads are asked for; a LocalUser holds no parked greenlet for it
         (a parked greenlet costs several KB of saved stack, and most users are idle)."""
-        backoff = Backoff()
+        retry = Retry("pump", log)
         try:
             while self._woken:
                 self._woken = False
                 self._quiet_heartbeats = 0
                 try:
                     self._dispatch()
-                    backoff.reset()
+                    retry.went_through()
                 except Exception as error:
-                    if isinstance(error, REDIS_UNAVAILABLE):
-                        REDIS_ERRORS.labels("pump").inc()
-                        log.warning(
-                            "redis error reading history mailbox=%s error=%s",
-                            self.keys.mailbox,
-                            error,
-                        )
-                    else:
-                        log.exception("pump failed mailbox=%s", self.keys.mailbox)
-                    backoff.sleep()
+                    retry.failed(error, "reading history mailbox=%s", self.keys.mailbox)
+                    retry.wait()
                     self._woken = True
         finally:
             self._pumping = None

@@ -21,8 +21,7 @@ from collections.abc import Callable
 
 import gevent
 
-from push.delivery.backoff import Backoff
-from push.metrics import REDIS_ERRORS
+from push.delivery.retry import Retry
 from push.model.entries import Entry
 from push.model.keys import UserKeys, event_id_text
 from push.rules.marks import MARK_CHUNK, flush_wait_s, newer
@@ -61,7 +60,7 @@ class DeliveredMarks:
             gevent.spawn(self._flush_while_pending)
 
     def _flush_while_pending(self) -> None:
-        backoff = Backoff()  # while Redis is away the marks wait (the newest per user)
+        retry = Retry("mark", log)  # while Redis is away the marks wait (the newest per user)
         try:
             while self._pending or self._acks:
                 wait = flush_wait_s(self._last_flush, time.monotonic())
@@ -70,11 +69,10 @@ class DeliveredMarks:
                 self._last_flush = time.monotonic()
                 try:
                     self._flush()
-                    backoff.reset()
+                    retry.went_through()
                 except REDIS_UNAVAILABLE as error:
-                    REDIS_ERRORS.labels("mark").inc()
-                    log.warning("redis error marking delivered error=%s", error)
-                    backoff.sleep()
+                    retry.failed(error, "marking delivered")
+                    retry.wait()
         finally:
             self._flushing = False
 

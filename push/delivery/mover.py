@@ -24,9 +24,9 @@ from collections.abc import Callable
 from gevent.event import Event
 from redis.connection import AbstractConnection
 
-from push.delivery.backoff import Backoff
+from push.delivery.retry import Retry
 from push.delivery.tally import TALLY
-from push.metrics import DEAD_LETTERS, MOVED, REDIS_ERRORS
+from push.metrics import DEAD_LETTERS, MOVED
 from push.model.entries import DrainLimits, DrainResult
 from push.model.keys import UserKeys
 from push.model.settings import (
@@ -145,7 +145,7 @@ class Mover:
         self._ask_again_s = LEASE_RECHECK_S
 
     def run(self) -> None:
-        backoff = Backoff()
+        retry = Retry("mover", log)
         _running.add(self.id)
         try:
             while True:
@@ -155,14 +155,10 @@ class Mover:
                         continue  # the lease is someone else's, or nobody's: ask at once
                     self.lease_free.wait(self._ask_again_s)
                     self.lease_free.clear()
-                    backoff.reset()
+                    retry.went_through()
                 except Exception as error:
-                    if isinstance(error, REDIS_UNAVAILABLE):
-                        REDIS_ERRORS.labels("mover").inc()
-                        log.warning("redis error mailbox=%s error=%s", self.keys.mailbox, error)
-                    else:
-                        log.exception("mover failed mailbox=%s", self.keys.mailbox)
-                    backoff.sleep()
+                    retry.failed(error, "moving mail mailbox=%s", self.keys.mailbox)
+                    retry.wait()
         finally:
             self._release()
             _running.discard(self.id)

@@ -20,9 +20,8 @@ import gevent
 from gevent import get_hub
 from gevent.lock import Semaphore
 
-from push.delivery.backoff import Backoff
 from push.delivery.node_work import NodeWork, Placement
-from push.metrics import REDIS_ERRORS
+from push.delivery.retry import Retry
 from push.storage.clients import REDIS_UNAVAILABLE
 from push.storage.tracking import TrackedConnection, TrackingRefused
 
@@ -73,29 +72,28 @@ class NodeWatch(NodeWork):
     # ----- the loop
 
     def _run(self) -> None:
-        backoff = Backoff()
+        retry = Retry("watcher", log)
         try:
             while True:
                 if self.name == UNPLACED:
-                    self._place_orphans(backoff)
+                    self._place_orphans(retry)
                     if not self.users:
                         return
                     continue
                 try:
                     self.open()
-                    self._serve(backoff)
+                    self._serve(retry)
                 except TrackingRefused as refused:
                     log.warning("mailbox watcher: %s node=%s", refused, self.name)
                     self._close()
                     self.watcher.refuse(str(refused))
                     return
                 except REDIS_UNAVAILABLE as error:
-                    REDIS_ERRORS.labels("watcher").inc()
-                    log.warning("redis error in mailbox watcher node=%s error=%s", self.name, error)
+                    retry.failed(error, "in mailbox watcher node=%s", self.name)
                     self._close()
                     if self.watcher.store.cluster:
                         self.watcher.replace(self.users.values(), self)
-                    backoff.sleep()
+                    retry.wait()
                 if self.name is not None and not self.users and not self.releases:
                     return  # a cluster node nobody of ours lives on any more
         finally:
@@ -103,11 +101,11 @@ class NodeWatch(NodeWork):
             self._close()
             self.watcher.node_done(self)
 
-    def _place_orphans(self, backoff: Backoff) -> None:
-        backoff.sleep()
+    def _place_orphans(self, retry: Retry) -> None:
+        retry.wait()
         self.watcher.replace(self.users.values(), self)
 
-    def _serve(self, backoff: Backoff) -> None:
+    def _serve(self, retry: Retry) -> None:
         connection = self._connection
         assert connection is not None
         readable = get_hub().loop.io(connection.fileno(), READ)
@@ -122,7 +120,7 @@ class NodeWatch(NodeWork):
                     self.dirty[user] = None
                 while self.dirty or self.releases:
                     self._turn(connection)
-                    backoff.reset()
+                    retry.went_through()
                 if self.name is not None and not self.users and not self.releases:
                     return
         finally:

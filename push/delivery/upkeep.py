@@ -13,7 +13,7 @@ import gevent
 
 from push.delivery.local_user import LocalUser
 from push.delivery.mover import release_leftovers
-from push.metrics import REDIS_ERRORS
+from push.delivery.retry import Retry
 from push.rules.lease import DeathWatch
 from push.storage.clients import REDIS_UNAVAILABLE
 from push.storage.presence import Presence
@@ -33,15 +33,15 @@ def keep_alive(store: Store, worker_id: str, users: dict[str, LocalUser]) -> Non
     """Tell other workers this one runs, so they leave its mover leases alone; wake the
     drainers of `users` waiting on a worker that stopped saying so."""
     deaths = DeathWatch()
+    retry = Retry("liveness", log)
     while True:
         try:
             store.mark_worker_alive(worker_id, WORKER_ALIVE_TTL_S)
             release_leftovers(store)
             _wake_drainers_of_dead_workers(store, users, deaths)
         except REDIS_UNAVAILABLE as error:
-            REDIS_ERRORS.labels("liveness").inc()
-            log.warning("redis error marking the worker alive error=%s", error)
-        gevent.sleep(WORKER_ALIVE_EVERY_S)
+            retry.failed(error, "marking the worker alive")
+        gevent.sleep(WORKER_ALIVE_EVERY_S)  # no backoff: its liveness key must not lapse
 
 
 def _wake_drainers_of_dead_workers(
@@ -68,6 +68,7 @@ def renew_presence(presence: Presence, users: dict[str, LocalUser]) -> None:
     with a yield between: one worker's thousands of users must not hold its loop, or Redis,
     for tens of milliseconds. Each chunk is read just before it goes, so a tab that left
     meanwhile is not renewed."""
+    retry = Retry("presence", log)
     while True:
         gevent.sleep(presence.renew_every_s)
         local = list(users.values())
@@ -80,7 +81,6 @@ def renew_presence(presence: Presence, users: dict[str, LocalUser]) -> None:
             try:
                 presence.renew(leases)
             except REDIS_UNAVAILABLE as error:
-                REDIS_ERRORS.labels("presence").inc()
-                log.warning("redis error renewing presence error=%s", error)
-                break
+                retry.failed(error, "renewing presence")
+                break  # the next round, at the usual time
             gevent.sleep(0)

@@ -17,9 +17,8 @@ from collections.abc import Callable
 
 from gevent.lock import Semaphore
 
-from push.delivery.backoff import Backoff
 from push.delivery.local_user import LocalUser
-from push.metrics import REDIS_ERRORS
+from push.delivery.retry import Retry
 from push.rules.wakes import FREE, REVOKED, revoked_reason, wake_kind
 from push.storage.clients import REDIS_UNAVAILABLE
 from push.storage.wakes import WakeSubscriber
@@ -79,17 +78,16 @@ class WakeListener:
         """Hand each wake to its user. While some channels have no subscriber (a node is
         away), try again with backoff, and keep serving the wakes of the others."""
         wakes = self.wakes
-        backoff = Backoff()
+        retry = Retry("subscriber", log)
         retry_at = 0.0
         while True:
             if not wakes.healthy and time.monotonic() >= retry_at:
                 try:
                     self._subscribe_all()
-                    backoff.reset()
+                    retry.went_through()
                 except REDIS_UNAVAILABLE as error:
-                    REDIS_ERRORS.labels("subscriber").inc()
-                    log.warning("redis error subscribing to wakes error=%s", error)
-                    retry_at = time.monotonic() + backoff.next_s()
+                    retry.failed(error, "subscribing to wakes")
+                    retry_at = time.monotonic() + retry.next_s()  # serving the others meanwhile
                 self.on_gap()
             timeout = self.heartbeat_s
             if not wakes.healthy:
@@ -97,9 +95,8 @@ class WakeListener:
             try:
                 message = wakes.get_message(timeout=timeout)
             except REDIS_UNAVAILABLE as error:
-                REDIS_ERRORS.labels("subscriber").inc()
-                log.warning("redis error in wake subscriber error=%s", error)
-                backoff.sleep()
+                retry.failed(error, "in wake subscriber")
+                retry.wait()
                 self.on_gap()
                 continue
             if message is not None:

@@ -30,6 +30,7 @@ ASKS = [
     # A later time replaces a sooner one: not due at the sooner one, queued again for the later.
     ([5.0, 8.0], 5.0, False, 1),
     ([5.0, 8.0], 8.0, True, 0),
+    ([5.0, 5.5], 5.0, False, 1),  # not even a little early
     # A sooner time queues a timer of its own; the later one left behind is dropped.
     ([8.0, 5.0], 5.0, True, 1),
     ([8.0, 5.0], 9.0, True, 0),
