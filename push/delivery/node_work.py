@@ -105,6 +105,7 @@ class NodeWork:
         if self.users.get(user.key) is user:
             del self.users[user.key]
         self.dirty.pop(user, None)
+        self._timers.drop(user)
         user.node = None
 
     def drain_now(self, user: WatchedMailbox) -> None:

@@ -11,6 +11,8 @@ once dense mail has gathered). The rules, in words:
   however often its time moves, and fires no earlier than asked.
 - A fired timer that is not the user's live one (a sooner one replaced it), or of a user
   that is gone or moved to another node, is dropped.
+- An item that moves to another timetable (a user to another node) leaves its timer here
+  behind, dropped when it fires; its new timetable queues timers of its own from then on.
 - The loop waits for the next timer, and never longer than the heal interval.
 
 Plain code: the caller passes the clock, and items keep their own two times (slots, not a
@@ -55,6 +57,11 @@ class Timetable(Generic[T]):
         if item.queued_at is None or when < item.queued_at:
             item.queued_at = when
             heapq.heappush(self._heap, (when, next(self._sequence), item))
+
+    def drop(self, item: T) -> None:
+        """`item` leaves this timetable: its timer here is dropped when it fires (the
+        caller's `current` says so), and holds back no timer queued for it elsewhere."""
+        item.queued_at = None
 
     def wait_s(self, now: float, longest: float) -> float:
         """Seconds until the next timer fires, at most `longest`."""

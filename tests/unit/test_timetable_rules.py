@@ -85,3 +85,17 @@ def test_the_loop_waits_for_the_next_timer_at_most_the_heal_interval(times, now,
     for index, when in enumerate(times):
         table.at(Item(str(index)), when)
     assert table.wait_s(now, longest) == pytest.approx(wait)
+
+
+def test_an_item_that_moves_to_another_timetable_is_timed_there():
+    old: Timetable[Item] = Timetable()
+    new: Timetable[Item] = Timetable()
+    item = Item("a")
+    old.at(item, 1.0)
+    old.drop(item)  # the user moved to another node
+    new.at(item, 5.0)
+    item.current = False  # as the old node sees it now
+    assert due(old, 1.0) == []
+    item.current = True
+    assert len(new) == 1
+    assert due(new, 5.0) == ["a"]
