@@ -8,9 +8,10 @@ import gevent
 import pytest
 
 from push.delivery import backoff as backoff_module
-from push.delivery.marks import MARK_CHUNK, DeliveredMarks
+from push.delivery.marks import DeliveredMarks
 from push.model.entries import Entry, history_entry
 from push.model.keys import user_keys
+from push.rules.marks import MARK_CHUNK
 from push.storage.server import RedisServer
 from push.storage.store import Store
 from tests.harness import waits

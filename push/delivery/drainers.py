@@ -5,7 +5,7 @@ Two kinds, chosen per worker by PUSH_MAILBOX_WATCH (see switchboard.py):
 - `WatchedDrainer` (notify, the default where Redis allows it): the user is one entry of
   the worker's mailbox watcher (watcher.py); it costs no Redis connection and no greenlet.
 - `BlockingDrainer` (block): a mover greenlet of the user's own with a connection blocked
-  on BLMOVE (mailbox.py), for Redis servers that cannot track keys.
+  on BLMOVE (mover.py), for Redis servers that cannot track keys.
 
 Both answer the same calls, so the user and the switchboard need not know which is running.
 """

@@ -5,8 +5,9 @@ tab that opens without a cursor starts after it, and the mover keeps the history
 most a window ahead of it. Writing it once per user per message costs a round trip
 each; instead every writer notes its newest entry here and one greenlet writes the
 marks of all users with something new in one pipeline, at most every
-MARK_INTERVAL_S. A tab that opens in between without a cursor may see an entry
-twice (at least once, de-duplicated by id), never miss one.
+MARK_INTERVAL_S (which mark is kept, and how often: push/rules/marks.py). A tab that
+opens in between without a cursor may see an entry twice (at least once, de-duplicated
+by id), never miss one.
 
 Acks from WebSocket clients go the same way: the newest per user waits for the next
 flush, after the marks, so a burst of acks costs one script call per user per flush.
@@ -20,20 +21,14 @@ from collections.abc import Callable
 
 import gevent
 
-from push.delivery.backoff import Backoff
-from push.metrics import REDIS_ERRORS
+from push.delivery.retry import Retry
 from push.model.entries import Entry
 from push.model.keys import UserKeys, event_id_text
+from push.rules.marks import MARK_CHUNK, flush_wait_s, newer
 from push.storage.clients import REDIS_UNAVAILABLE
 from push.storage.store import Store
 
 log = logging.getLogger(__name__)
-
-#: The marks are written at most this often (the newest entry of each user each time).
-MARK_INTERVAL_S = 0.05
-#: Marks per pipeline: a worker with thousands of busy users does not hold its loop,
-#: or Redis, for long on one of them.
-MARK_CHUNK = 500
 
 
 class DeliveredMarks:
@@ -65,20 +60,19 @@ class DeliveredMarks:
             gevent.spawn(self._flush_while_pending)
 
     def _flush_while_pending(self) -> None:
-        backoff = Backoff()  # while Redis is away the marks wait (the newest per user)
+        retry = Retry("mark", log)  # while Redis is away the marks wait (the newest per user)
         try:
             while self._pending or self._acks:
-                wait = self._last_flush + MARK_INTERVAL_S - time.monotonic()
+                wait = flush_wait_s(self._last_flush, time.monotonic())
                 if wait > 0:
                     gevent.sleep(wait)
                 self._last_flush = time.monotonic()
                 try:
                     self._flush()
-                    backoff.reset()
+                    retry.went_through()
                 except REDIS_UNAVAILABLE as error:
-                    REDIS_ERRORS.labels("mark").inc()
-                    log.warning("redis error marking delivered error=%s", error)
-                    backoff.sleep()
+                    retry.failed(error, "marking delivered")
+                    retry.wait()
         finally:
             self._flushing = False
 
@@ -111,10 +105,10 @@ class DeliveredMarks:
 
     def _keep_newest(self, keys: UserKeys, entry: Entry, on_marked: Callable[[], None]) -> None:
         current = self._pending.get(keys)
-        if current is None or entry.key > current[0].key:
+        if newer(entry.key, None if current is None else current[0].key):
             self._pending[keys] = (entry, on_marked)
 
     def _keep_newest_ack(self, keys: UserKeys, key: tuple[int, int], event_id: str) -> None:
         current = self._acks.get(keys)
-        if current is None or key > current[0]:
+        if newer(key, None if current is None else current[0]):
             self._acks[keys] = (key, event_id)

@@ -24,9 +24,9 @@ from collections.abc import Callable
 from gevent.event import Event
 from redis.connection import AbstractConnection
 
-from push.delivery.backoff import Backoff
+from push.delivery.retry import Retry
 from push.delivery.tally import TALLY
-from push.metrics import DEAD_LETTERS, MOVED, REDIS_ERRORS
+from push.metrics import DEAD_LETTERS, MOVED
 from push.model.entries import DrainLimits, DrainResult
 from push.model.keys import UserKeys
 from push.model.settings import (
@@ -35,7 +35,15 @@ from push.model.settings import (
     DeliverySettings,
     mailbox_expiry_ms,
 )
-from push.rules.lease import LEASE_RECHECK_S, DeathWatch, holder_worker, next_ask_s
+from push.rules import lease
+from push.rules.lease import (
+    LEASE_RECHECK_S,
+    DeathWatch,
+    acquire_verdict,
+    holder_worker,
+    next_ask_s,
+)
+from push.rules.window import AGAIN, WAIT_FOR_ROOM, WINDOW_RECHECK_S, after_drain, sparse
 from push.storage.clients import REDIS_UNAVAILABLE
 from push.storage.drops import MAILBOX_FULL, messages_expired
 from push.storage.presence import worker_prefix
@@ -43,19 +51,8 @@ from push.storage.store import Store
 
 log = logging.getLogger(__name__)
 
-#: While the window is full the mover re-checks this often even without a local signal
-#: (a connection on another worker may have advanced the delivered mark).
-WINDOW_RECHECK_S = 1.0
-#: The next wait drains in the same round trip (see Mover._next_drain) when mail is sparse: the
-#: last drain moved one message at most (there was nothing to batch), or the last wait
-#: blocked longer than this. Measured (bench, throughput run): with the time alone at
-#: 0.2 s, users under load with gaps of a few hundred ms counted as sparse, and their
-#: one-message drains cost 12 % of the throughput; at 1 s, none was lost.
-SPARSE_WAIT_S = 1.0
 #: The holder confirms the lease is still its own at least this often.
 OWNERSHIP_CHECK_S = 10.0
-#: What a mover's release publishes on the user's wake channel (lua/mover_lease.lua).
-LEASE_FREE = "free"
 
 _mover_numbers = itertools.count(1)
 #: The ids of this process's running movers, and the leases of stopped ones that could
@@ -148,7 +145,7 @@ class Mover:
         self._ask_again_s = LEASE_RECHECK_S
 
     def run(self) -> None:
-        backoff = Backoff()
+        retry = Retry("mover", log)
         _running.add(self.id)
         try:
             while True:
@@ -158,14 +155,10 @@ class Mover:
                         continue  # the lease is someone else's, or nobody's: ask at once
                     self.lease_free.wait(self._ask_again_s)
                     self.lease_free.clear()
-                    backoff.reset()
+                    retry.went_through()
                 except Exception as error:
-                    if isinstance(error, REDIS_UNAVAILABLE):
-                        REDIS_ERRORS.labels("mover").inc()
-                        log.warning("redis error mailbox=%s error=%s", self.keys.mailbox, error)
-                    else:
-                        log.exception("mover failed mailbox=%s", self.keys.mailbox)
-                    backoff.sleep()
+                    retry.failed(error, "moving mail mailbox=%s", self.keys.mailbox)
+                    retry.wait()
         finally:
             self._release()
             _running.discard(self.id)
@@ -184,21 +177,20 @@ class Mover:
         self.holder = answer if isinstance(answer, str) else None
         new_holder = self.holder is not None and answer != seen_before
         self._ask_again_s = next_ask_s(new_holder)
-        if answer is True:
+        worker = holder_worker(answer) if isinstance(answer, str) else ""
+        verdict = acquire_verdict(answer, self.worker_id, new_holder, answer in _running)
+        if verdict == lease.MOVE:
             return True
-        if not isinstance(answer, str):
-            return False
-        worker = holder_worker(answer)
-        if worker == self.worker_id:
-            if answer in _running:
-                return False
+        if verdict == lease.TAKE_BACK:
             # A drainer of this worker stopped without giving the lease back (Redis was
             # away), or this worker's watcher held it before Redis refused to track keys.
             return self.store.mover_lease(self.keys, self.id, "steal", answer) is True
-        if new_holder:
-            # A holder seen for the first time: the switchboard watches its worker and wakes us
-            # if that worker stops renewing its liveness key.
+        if verdict == lease.WATCH:
+            # A holder seen for the first time: the switchboard watches its worker and wakes
+            # us if that worker stops renewing its liveness key.
             self._deaths.forget(worker)
+            return False
+        if verdict == lease.WAIT:
             return False
         alive = self.store.worker_alive(worker)
         if not self._deaths.seen(worker, alive, time.monotonic()):
@@ -244,13 +236,13 @@ class Mover:
         """Drain again: at once while more waits (`more`) and the window has `room`, once
         it has room, or when mail arrives (blocked in Redis).
 
-        Sparse mail (the last drain moved one message at most, or the last wait blocked a
-        while) is drained in the same round trip as the BLMOVE that waited for it: the lowest
-        latency. Dense mail is drained a round trip later, which lets a bigger batch gather
-        (fewer drains, wakes and writes per message)."""
-        if more and room > 0:
+        Sparse mail (push/rules/window.py) is drained in the same round trip as the BLMOVE
+        that waited for it: the lowest latency. Dense mail is drained a round trip later,
+        which lets a bigger batch gather (fewer drains, wakes and writes per message)."""
+        verdict = after_drain(more, room)
+        if verdict == AGAIN:
             return self._drain()
-        if more:
+        if verdict == WAIT_FOR_ROOM:
             self.room_freed.wait(WINDOW_RECHECK_S)
             self.room_freed.clear()
             return self._drain()
@@ -263,5 +255,5 @@ class Mover:
         else:
             self.store.wait_for_mail(connection, self.keys)
             result = self._drain()
-        self._mail_sparse = result.moved <= 1 or time.monotonic() - started > SPARSE_WAIT_S
+        self._mail_sparse = sparse(result.moved, time.monotonic() - started)
         return result

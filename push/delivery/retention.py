@@ -32,10 +32,10 @@ import secrets
 import gevent
 import redis
 
-from push.metrics import REDIS_ERRORS
+from push.delivery.retry import Retry
 from push.model.keys import InvalidUserId, UserKeys, user_keys, validate_user_id
 from push.model.settings import DeliverySettings, mailbox_expiry_ms
-from push.storage.clients import REDIS_UNAVAILABLE, queue_script
+from push.storage.clients import queue_script
 from push.storage.drops import MAILBOX_FULL, MAILBOX_TTL, messages_expired
 from push.storage.scripts import script
 from push.storage.store import Store
@@ -94,15 +94,13 @@ class Sweeper:
         gevent.spawn(self._run)
 
     def _run(self) -> None:
+        retry = Retry("sweep", log)
         while True:
-            gevent.sleep(self.interval_s)
+            gevent.sleep(self.interval_s)  # no backoff: the next turn comes at its time
             try:
                 self.turn()
-            except REDIS_UNAVAILABLE as error:
-                REDIS_ERRORS.labels("sweep").inc()
-                log.warning("redis error in the mailbox sweep error=%s", error)
-            except Exception:
-                log.exception("mailbox sweep failed")
+            except Exception as error:
+                retry.failed(error, "in the mailbox sweep")
 
     def turn(self, force: bool = False) -> tuple[int, int] | None:
         """One turn, if this worker gets the lease (`force`: regardless): the messages it

@@ -1,10 +1,10 @@
 """One open tab: where it is in the user's history, and a bounded outbox.
 
-The user's LocalUser offers history entries to each tab; the tab
-keeps those after its own cursor. The transport's writer takes everything
-queued in one go and writes it in one socket write. A tab whose outbox
-overflows is closed: its client resumes from the last id it received, so a
-slow reader costs bounded memory and loses nothing.
+The user's LocalUser offers history entries to each tab; the tab keeps those after its
+own cursor (which ones: push/rules/offers.py). The transport's writer takes everything
+queued in one go and writes it in one socket write. A tab whose outbox overflows is
+closed: its client resumes from the last id it received, so a slow reader costs bounded
+memory and loses nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from push.delivery.tally import TALLY
 from push.metrics import DELIVERED, RESETS
 from push.model.entries import Entry
 from push.model.keys import parse_event_id
+from push.rules.offers import CUT, TAKE_ROOM, WAIT, after, covers, fit, resets
 
 OUTBOX_FULL = "outbox full"
 CLIENT_LEFT = "client left"
@@ -112,40 +113,37 @@ class Tab:
         trimmed: str | None = None,
         read_from: tuple[int, int] | None = None,
     ) -> bool:
-        """Queue the entries after this tab's cursor (a reset first if it fell behind).
+        """Queue the entries after this tab's cursor, by the rules of push/rules/offers.py.
 
-        `read_from` is where the read that produced `entries` began: a tab whose
-        cursor is older than that (it attached while the read ran) takes nothing, or it
-        would skip what lies between; the caller reads again for it. Returns False then.
-        At most the outbox's free room is taken; the rest waits for the next read, which
-        the writer asks for (`on_drained`) once it has written what it took."""
+        `read_from` is where the read that produced `entries` began; False if it does not
+        cover this tab (the caller reads again for it). What did not fit waits for the next
+        read, which the writer asks for (`on_drained`) once it has written what it took."""
         if self.closed or self.behind:
             return True  # a tab that is behind asks for more itself
-        if read_from is not None and self.cursor_key < read_from:
+        cursor = self.cursor_key
+        if not covers(read_from, cursor):
             return False
         if trimmed is not None:
             trimmed_key = parse_event_id(trimmed)
-            if self.cursor_key < trimmed_key:
+            if resets(cursor, trimmed_key):
                 self._outbox.append(Reset(trimmed))
-                self.cursor_key = trimmed_key
-        if entries and entries[0].key <= self.cursor_key:
-            entries = [entry for entry in entries if entry.key > self.cursor_key]
+                self.cursor_key = cursor = trimmed_key
+        entries = after(entries, cursor)
         if not entries:
             if self._outbox:
                 self._ready.set()
             return True
         room = self.outbox_max - len(self._outbox)
-        if room <= 0 and self.writing:
+        verdict = fit(len(entries), room, self.writing)
+        if verdict == CUT:
             self.close(OUTBOX_FULL)  # a whole outbox unread: the client is not reading
             return True
-        if room <= 0:
-            # Full, but the writer has not yet come for it (a resume read several batches
-            # before the writer first ran): it takes the outbox and then asks for more.
+        if verdict == WAIT:
             self.behind = True
             self.behind_since = time.monotonic()
             self._ready.set()
             return True
-        if len(entries) > room:
+        if verdict == TAKE_ROOM:
             entries = entries[:room]
             self.behind = True
             self.behind_since = time.monotonic()

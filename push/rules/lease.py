@@ -10,13 +10,22 @@ takes the lease over only once that worker has been seen dead twice, a while apa
 because a missing key alone may be a Redis that lost its data, which the holder's
 worker writes again within seconds.
 
-Nothing here does I/O: the block-mode mover (mailbox.py) and the per-worker watcher
-(watcher.py) ask these rules and do the Redis calls themselves.
+What a blocking mover does with the lease script's answer to "acquire" (`acquire_verdict`):
+the lease is its own now: move (MOVE); nobody's, or not told: wait (WAIT); held by a drainer
+of its own worker: wait if that drainer runs, else it was left behind (Redis was away, or
+the watcher held it before Redis refused to track keys) and is taken back (TAKE_BACK); held
+by a holder seen for the first time: wait, and start watching that holder's worker afresh
+(WATCH); held by one seen before: read its worker's liveness and take the lease over once
+its death is confirmed (ASK_ALIVE).
+
+Nothing here does I/O: the blocking mover (push/delivery/mover.py) and the per-worker
+watcher (push/delivery/watcher.py) ask these rules and do the Redis calls themselves.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 
 #: A waiter asks for the lease this often, in case the holder's "free" wake was missed.
 LEASE_RECHECK_S = 30.0
@@ -26,6 +35,12 @@ NEW_HOLDER_RECHECK_S = 1.0
 #: A holder's worker must be seen dead this long apart before its lease is taken (its
 #: worker renews the liveness key every 2 s).
 DEAD_CONFIRM_S = 2.5
+
+MOVE = "move"
+WAIT = "wait"
+TAKE_BACK = "take back"
+WATCH = "watch"
+ASK_ALIVE = "ask alive"
 
 
 def holder_worker(holder: str) -> str:
@@ -39,6 +54,22 @@ def next_ask_s(new_holder: bool, rng: random.Random | None = None) -> float:
     if new_holder:
         return NEW_HOLDER_RECHECK_S
     return LEASE_RECHECK_S * (rng or random).uniform(0.8, 1.2)
+
+
+def acquire_verdict(answer: object, worker_id: str, new_holder: bool, running: bool) -> str:
+    """What a mover of `worker_id` does with the answer to "acquire": True (the lease is
+    its own), a holder's id, or anything else (nobody's). `new_holder`: the holder was not
+    the one seen at the last ask; `running`: the holder is a drainer of this process that
+    still runs."""
+    if answer is True:
+        return MOVE
+    if not isinstance(answer, str):
+        return WAIT
+    if holder_worker(answer) == worker_id:
+        return WAIT if running else TAKE_BACK
+    if new_holder:
+        return WATCH
+    return ASK_ALIVE
 
 
 class DeathWatch:
@@ -61,6 +92,11 @@ class DeathWatch:
     def forget(self, worker: str) -> None:
         """Stop tracking `worker` (nobody waits on it any more)."""
         self._first_seen_dead.pop(worker, None)
+
+    def keep_only(self, workers: Collection[str]) -> None:
+        """Stop tracking every worker not in `workers` (nobody waits on it any more)."""
+        for worker in set(self._first_seen_dead) - set(workers):
+            del self._first_seen_dead[worker]
 
     def watched(self) -> set[str]:
         return set(self._first_seen_dead)

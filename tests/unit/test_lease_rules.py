@@ -7,10 +7,16 @@ import random
 import pytest
 
 from push.rules.lease import (
+    ASK_ALIVE,
     DEAD_CONFIRM_S,
     LEASE_RECHECK_S,
+    MOVE,
     NEW_HOLDER_RECHECK_S,
+    TAKE_BACK,
+    WAIT,
+    WATCH,
     DeathWatch,
+    acquire_verdict,
     holder_worker,
     next_ask_s,
 )
@@ -65,3 +71,33 @@ def test_a_waiter_asks_soon_after_a_new_holder_and_rarely_otherwise():
     waits = [next_ask_s(False, rng) for _ in range(200)]
     assert all(0.8 * LEASE_RECHECK_S <= wait <= 1.2 * LEASE_RECHECK_S for wait in waits)
     assert len(set(waits)) > 100  # jittered: waiters do not ask together
+
+
+def test_only_the_workers_still_waited_on_stay_watched():
+    deaths = DeathWatch()
+    for worker in ("a", "b", "c"):
+        deaths.seen(worker, False, 0.0)
+    deaths.keep_only({"b", "z"})
+    assert deaths.watched() == {"b"}
+    assert deaths.seen("b", False, DEAD_CONFIRM_S)  # b's count went on
+    assert not deaths.seen("a", False, DEAD_CONFIRM_S)  # a's started over
+
+
+#: (the lease script's answer to "acquire", whether the holder is new, whether it is a
+#: running drainer of this process, what a mover of worker "w1" does)
+ANSWERS = [
+    (True, False, False, MOVE),
+    (None, False, False, WAIT),  # not told: ask again later
+    (False, False, False, WAIT),
+    ("w1#3", True, True, WAIT),  # another drainer of ours runs: it drains
+    ("w1#3", False, False, TAKE_BACK),  # ours, left behind: taken back
+    ("w1#watch", True, False, TAKE_BACK),
+    ("w2#3", True, False, WATCH),  # someone else's, new: watch its worker afresh
+    ("w2#3", False, False, ASK_ALIVE),  # seen before: is its worker alive?
+    ("w1:x#3", False, False, ASK_ALIVE),  # another worker whose id starts like ours
+]
+
+
+@pytest.mark.parametrize(("answer", "new_holder", "running", "verdict"), ANSWERS)
+def test_what_a_mover_does_with_the_answer_to_acquire(answer, new_holder, running, verdict):
+    assert acquire_verdict(answer, "w1", new_holder, running) == verdict
