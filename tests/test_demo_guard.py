@@ -16,7 +16,7 @@ from push.model.settings import ConfigError, load_config
 from push.storage.server import free_port
 
 SECRET = "a-secret-of-at-least-32-bytes-for-tests"
-WARNING = "WARNING push.edge.demo_view: demo mode is on (PUSH_DEMO=1"
+WARNING = "WARNING push.demo: demo mode is on (PUSH_DEMO=1"
 
 
 def gunicorn_conf():

@@ -20,13 +20,12 @@ from push.identity.credentials import unauthorized
 from push.metrics import REDIS_ERRORS
 from push.model.errors import HookUnavailable, Refusal
 from push.model.keys import InvalidEventId, UserKeys, parse_event_id, user_keys
+from push.rules.cursors import start_cursor, starts_caught_up
 from push.storage.clients import REDIS_UNAVAILABLE
 from push.storage.presence import Presence, new_connection_id
 
 log = logging.getLogger(__name__)
 
-#: Where a user who has never been delivered anything starts: the whole history.
-START_OF_HISTORY = "0-0"
 #: Seconds a client over the connection limit is told to wait.
 LIMIT_RETRY_AFTER_S = 10
 
@@ -104,10 +103,8 @@ def admit(request: Request) -> Admission:
         raise Unavailable("redis is unavailable") from error
     except HookUnavailable as error:
         raise Unavailable(str(error)) from error
-    start = cursor or joined.mark or START_OF_HISTORY
-    caught_up = joined.caught_up and (
-        joined.mark is None or parse_event_id(start) >= parse_event_id(joined.mark)
-    )
+    start = start_cursor(cursor, joined.mark)
+    caught_up = starts_caught_up(joined.caught_up, start, joined.mark)
     g.admission = Admission(
         user_id,
         keys,
