@@ -11,11 +11,12 @@ The rules, in words:
 - Of the entries, a tab keeps only those after its cursor.
 - It keeps at most its outbox's free room: with room for all, all (TAKE_ALL); with room
   for some, that many, and it is behind (TAKE_ROOM): it asks for the rest itself once it
-  has written them. A tab with something to take and no room at all, while its writer
-  holds a batch it has not finished writing, has a whole outbox unread: its client is not
-  reading, and it is cut (CUT); the client resumes by id. With no room but a writer that
-  has not come for the outbox yet (a resume read several batches before the writer first
-  ran), it takes nothing and is behind (WAIT): it asks for the rest once it has written.
+  has written them.
+- A tab with something to take and no room at all, while its writer holds a batch it has
+  not finished writing, has a whole outbox unread: its client is not reading, and it is
+  cut (CUT); the client resumes by id. With no room but a writer that has not come for
+  the outbox yet (a resume read several batches before the writer first ran), it takes
+  nothing and is behind (WAIT): it asks for the rest once it has written.
 - A tab that stays behind (took a full outbox and wrote none of it) for STALLED_S is cut.
 """
 
