@@ -10,7 +10,7 @@ from array import array
 import loadgen
 import producer
 import psutil
-from loadgen import N_STATS
+from load_clients import N_STATS
 from system import Server
 
 

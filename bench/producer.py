@@ -16,7 +16,7 @@ import random
 import time
 
 import redis
-from loadgen import DELIVERIES
+from load_clients import DELIVERIES
 
 PAYLOAD_BYTES = 64
 

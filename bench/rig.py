@@ -17,7 +17,7 @@ import producer
 import psutil
 import redis
 from drivers import Generators, Producer
-from loadgen import LIVE, OPENING
+from load_clients import LIVE, OPENING
 from plans import BOOT_ATTEMPTS, BOOT_RETRY_S, WARM_STREAMS, Plan
 from system import Server
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from loadgen import DELIVERIES
+from load_clients import DELIVERIES
 from rig import Bench, cpu_seconds, log
 
 from tests.harness.stats import summary

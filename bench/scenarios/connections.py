@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import time
 
-from loadgen import FAILED
+from load_clients import FAILED
 from plans import PROBE_S, SYSTEMS
 from rig import Bench, cpu_seconds, log
 from system import Server

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import time
 
-from loadgen import DELIVERIES, LOST
+from load_clients import DELIVERIES, LOST
 from plans import PROBE_S, SHAPES, SYSTEMS
 from rig import Bench, cpu_seconds, log
 from system import Server
