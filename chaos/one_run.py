@@ -32,7 +32,7 @@ from chaos.baseline import back_to_baseline, warm_up, worker_health
 from chaos.config import QUICK, SERVICE_SETTINGS, ChaosConfig
 from chaos.faults import FaultRunner, fault_schedule
 from chaos.load import LoadProcess, all_connected, load_plan, plan_fat
-from chaos.procs import Service, start_redis
+from chaos.procs import Service, start_redis, stop_run
 from chaos.producer import Producer
 from chaos.result import ChaosResult
 from tests.harness.limits import raise_nofile
@@ -103,14 +103,7 @@ def run_chaos(config: ChaosConfig, workdir: Path, say=print) -> ChaosResult:
         result.errors.append(f"{type(error).__name__}: {error}")
         raise
     finally:
-        if producer is not None:
-            producer.stop_event.set()
-            producer.join(timeout=10)
-        if load is not None:
-            load.stop()
-        if service is not None:
-            service.stop()
-        redis_server.stop()
+        stop_run(producer, load, service, redis_server)
         result.duration_s = time.monotonic() - started
         if "back to baseline" in result.phases:
             _phase(result, "stop", mark)

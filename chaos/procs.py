@@ -210,3 +210,17 @@ def server_socket_of(pids: list[int], service_port: int, peer_port: int) -> tupl
 def still_holds(pid: int, inode: int) -> bool:
     """Whether process `pid` still has socket `inode` open (False once it exited)."""
     return inode in _socket_inodes(pid)
+
+
+def stop_run(producer, load, service: Service | None, redis_server: RedisServer) -> None:
+    """A run's processes stopped in order, whichever of them had started: the producer
+    first (nothing is pushed at a stopping service), then the clients, the service and
+    Redis."""
+    if producer is not None:
+        producer.stop_event.set()
+        producer.join(timeout=10)
+    if load is not None:
+        load.stop()
+    if service is not None:
+        service.stop()
+    redis_server.stop()

@@ -34,7 +34,13 @@ from chaos.clients import Churn  # noqa: E402
 from chaos.config import SERVICE_SETTINGS, ChaosConfig  # noqa: E402
 from chaos.load import LoadProcess  # noqa: E402
 from chaos.loadproc import LoadPlan  # noqa: E402
-from chaos.procs import Service, descriptors, redis_clients, start_redis  # noqa: E402
+from chaos.procs import (  # noqa: E402
+    Service,
+    descriptors,
+    redis_clients,
+    start_redis,
+    stop_run,
+)
 from chaos.producer import Producer  # noqa: E402
 from chaos.result import ChaosResult  # noqa: E402
 from chaos.sockets import Slowness  # noqa: E402
@@ -218,14 +224,7 @@ def run(args: argparse.Namespace) -> int:
             outcome["records"], producer.result, plan.users, kept, queued, ChaosResult(config)
         )
     finally:
-        if producer is not None:
-            producer.stop_event.set()
-            producer.join(timeout=10)
-        if load is not None:
-            load.stop()
-        if service is not None:
-            service.stop()
-        redis_server.stop()
+        stop_run(producer, load, service, redis_server)
         samples.close()
     return report(samples.rows, delivery, duration_s, args.out_dir)
 

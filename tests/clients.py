@@ -11,10 +11,12 @@ import http.client
 import json
 import socket
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
 
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import ClientConnection, connect
 
 # Tests import these two from here; they are the shared harness's.
@@ -280,3 +282,25 @@ def tabs_receive(clients: list, payloads: list[str], timeout: float) -> None:
             else:
                 got.append(ws_frames(client, 1, timeout=left)[0]["data"])
         assert got == payloads
+
+
+def metric_sum(base_url: str, family: str, labels: dict[str, str] | None = None) -> float:
+    """The sum of a metric family's samples on /metrics (all of them, or those with exactly
+    `labels`): summed over gunicorn's workers by the service itself."""
+    with urllib.request.urlopen(base_url + "/metrics", timeout=10) as response:
+        families = text_string_to_metric_families(response.read().decode())
+        return sum(
+            sample.value
+            for each in families
+            if each.name == family
+            for sample in each.samples
+            if sample.name in (family, family + "_total")
+            and (labels is None or sample.labels == labels)
+        )
+
+
+def closed_count(base_url: str, transport: str, reason: str) -> float:
+    """Streams closed so far with `reason`, over `transport`."""
+    return metric_sum(
+        base_url, "push_connections_closed", {"transport": transport, "reason": reason}
+    )

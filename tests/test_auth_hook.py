@@ -14,8 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
-from clients import open_sse, open_ws, wait_until
-from prometheus_client.parser import text_string_to_metric_families
+from clients import metric_sum, open_sse, open_ws, wait_until
 from servers import Gunicorn, own_redis, service_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -129,15 +128,7 @@ def cookie(session: str) -> dict[str, str]:
 
 
 def hook_calls(base_url: str, result: str) -> float:
-    with urllib.request.urlopen(base_url + "/metrics", timeout=10) as response:
-        families = text_string_to_metric_families(response.read().decode())
-        return sum(
-            sample.value
-            for family in families
-            if family.name == "push_auth_hook"
-            for sample in family.samples
-            if sample.name.endswith("_total") and sample.labels == {"result": result}
-        )
+    return metric_sum(base_url, "push_auth_hook", {"result": result})
 
 
 def user_for(user: str, expires_in: float = 300) -> dict[str, object]:

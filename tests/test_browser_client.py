@@ -8,10 +8,9 @@ import sys
 import urllib.request
 
 import pytest
-from clients import drainer_pids, open_sse, wait_until
+from clients import drainer_pids, metric_sum, open_sse, wait_until
 from conftest import API_KEYS
 from playwright.sync_api import expect
-from prometheus_client.parser import text_string_to_metric_families
 from servers import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -31,14 +30,7 @@ def connections(base_url, user_id):
 
 def open_streams(base_url):
     """push_open_connections summed over transports and workers, from /metrics."""
-    with urllib.request.urlopen(base_url + "/metrics", timeout=10) as response:
-        families = text_string_to_metric_families(response.read().decode())
-        return sum(
-            sample.value
-            for family in families
-            if family.name == "push_open_connections"
-            for sample in family.samples
-        )
+    return metric_sum(base_url, "push_open_connections")
 
 
 def role(page):

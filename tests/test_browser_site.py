@@ -13,9 +13,8 @@ import uuid
 
 import pytest
 import redis
-from clients import wait_until
+from clients import closed_count, wait_until
 from playwright.sync_api import expect
-from prometheus_client.parser import text_string_to_metric_families
 from servers import ROOT, Gunicorn, service_env
 
 from push.storage.server import RedisServer, free_port
@@ -39,19 +38,6 @@ def answers(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
-
-
-def closed_count(base_url: str, transport: str, reason: str) -> float:
-    with urllib.request.urlopen(base_url + "/metrics", timeout=10) as response:
-        families = text_string_to_metric_families(response.read().decode())
-        return sum(
-            sample.value
-            for family in families
-            if family.name == "push_connections_closed"
-            for sample in family.samples
-            if sample.name.endswith("_total")
-            and sample.labels == {"transport": transport, "reason": reason}
-        )
 
 
 @pytest.fixture(scope="module")

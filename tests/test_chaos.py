@@ -26,6 +26,7 @@ from chaos.config import QUICK
 from chaos.one_run import run_chaos
 from push.model.keys import user_keys
 from push.storage.server import RedisServer
+from tests.harness.redis_servers import start_redis
 
 pytestmark = pytest.mark.e2e
 
@@ -76,9 +77,7 @@ class OneWorker:
 @contextlib.contextmanager
 def one_worker(tmp_path: Path, **settings: str) -> Iterator[OneWorker]:
     """With a Redis that keeps everything it acknowledged across a restart (AOF, always)."""
-    server = RedisServer(
-        tmp_path / "redis", appendonly=True, extra_args=("--appendfsync", "always")
-    ).start()
+    server = start_redis(tmp_path / "redis", appendfsync="always")
     env = service_env(server.url, PUSH_DEMO="1", PUSH_HEARTBEAT_S="1", **settings)
     gunicorn = Gunicorn(tmp_path / "gunicorn.log", env, workers=1)
     client = redis.Redis.from_url(server.url, decode_responses=True)

@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from push.service import create_app
 from push.storage.server import RedisServer, free_port
+from tests.harness.redis_servers import start_redis
 
 pytestmark = pytest.mark.e2e
 
@@ -33,9 +34,7 @@ METRICS_TOKEN = "metrics-token-for-tests"
 
 @pytest.fixture
 def own_redis(tmp_path):
-    server = RedisServer(
-        tmp_path / "redis", appendonly=True, extra_args=("--appendfsync", "always")
-    ).start()
+    server = start_redis(tmp_path / "redis", appendfsync="always")
     yield server
     server.stop()
 

@@ -18,6 +18,8 @@ from clients import open_sse, open_ws, wait_until, ws_frames
 from resuming import ResumingClient, assert_every_client_got_all_in_order
 from servers import Gunicorn, RedisServer, service_env
 
+from tests.harness.redis_servers import start_redis
+
 pytestmark = pytest.mark.e2e
 
 #: Seconds gunicorn may take to have both new workers serving after a SIGHUP.
@@ -30,9 +32,7 @@ AWAY_HEARTBEATS = 6
 def own_redis(tmp_path) -> Iterator[RedisServer]:
     """A Redis of this test alone, with an append-only file synced at every write, so that
     one stopped and started again comes back with every message."""
-    server = RedisServer(
-        tmp_path / "redis", appendonly=True, extra_args=("--appendfsync", "always")
-    ).start()
+    server = start_redis(tmp_path / "redis", appendfsync="always")
     yield server
     server.stop()
 

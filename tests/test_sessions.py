@@ -13,6 +13,7 @@ import jwt
 import pytest
 from clients import (
     SseStream,
+    closed_count,
     connection_pids,
     drainer_pids,
     open_concurrently,
@@ -21,7 +22,6 @@ from clients import (
     wait_until,
     ws_frames,
 )
-from prometheus_client.parser import text_string_to_metric_families
 from servers import Gunicorn, own_redis, service_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -82,19 +82,6 @@ def call(base_url: str, path: str, body: bytes | None = None, key: str | None = 
     except urllib.error.HTTPError as error:
         with error:
             return error.code, json.loads(error.read())
-
-
-def closed_count(base_url: str, transport: str, reason: str) -> float:
-    with urllib.request.urlopen(base_url + "/metrics", timeout=10) as response:
-        families = text_string_to_metric_families(response.read().decode())
-        return sum(
-            sample.value
-            for family in families
-            if family.name == "push_connections_closed"
-            for sample in family.samples
-            if sample.name.endswith("_total")
-            and sample.labels == {"transport": transport, "reason": reason}
-        )
 
 
 def last_event(stream: SseStream, timeout: float):
